@@ -1,0 +1,130 @@
+"""The `newswatch` command line: one entry point, one verb per job (DESIGN.md lists them).
+
+Verbs are thin: they parse options, load config, call the stage's code and turn
+NewswatchError into one clear message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from newswatch import __version__
+from newswatch.broker import local
+from newswatch.errors import NewswatchError
+
+
+class NewswatchGroup(click.Group):
+    """Prints NewswatchError as `newswatch: error: ...` and exits 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NewswatchError as exc:
+            click.echo(f"newswatch: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=NewswatchGroup)
+@click.version_option(__version__, prog_name="newswatch")
+def main() -> None:
+    """newswatch: news feeds in, signed topic alerts out."""
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# --- kafka -------------------------------------------------------------------------------
+
+@main.group()
+def kafka() -> None:
+    """The local single-node Kafka broker (jars fetched once and cached)."""
+
+
+def _broker_options(fn):
+    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                      help=f"broker data directory [env {local.DATA_ENV}; default ~/.local/share/newswatch/kafka]")(fn)
+    fn = click.option("--port", type=click.IntRange(1, 65535), default=None,
+                      help=f"client port on 127.0.0.1 [env {local.PORT_ENV}; default 9092]")(fn)
+    return fn
+
+
+def _broker(data_dir: Path | None, port: int | None, **kwargs) -> local.LocalBroker:
+    return local.LocalBroker(data_dir=data_dir or local.default_data_dir(),
+                             port=port or local.default_port(), progress=_progress, **kwargs)
+
+
+@kafka.command("start")
+@_broker_options
+@click.option("--heap-mb", type=click.IntRange(128, 65536), default=512, show_default=True,
+              help="broker JVM heap")
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="seconds to wait for the broker to answer")
+def kafka_start(data_dir, port, heap_mb, timeout) -> None:
+    """Start the broker; return once it answers a metadata request."""
+    broker = _broker(data_dir, port, heap_mb=heap_mb)
+    began = time.monotonic()
+    status, started = broker.start(timeout=timeout)
+    if not started:
+        click.echo(f"already running (pid {status.pid}) at {status.bootstrap}; started nothing")
+        return
+    click.echo(f"kafka ready at {status.bootstrap} in {time.monotonic() - began:.1f} s "
+               f"(pid {status.pid}, data {status.data_dir})")
+
+
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Download and verify the pinned broker jars into the cache (start does this too)."""
+    from newswatch.broker import artifacts
+
+    version = artifacts.KAFKA_VERSION
+    jar_dir = artifacts.cache_root() / "kafka" / version / "jars"
+    paths = artifacts.ensure_jars(artifacts.lock_for(version), jar_dir, progress=_progress)
+    click.echo(f"Kafka {version}: {len(paths)} jars verified in {jar_dir}")
+
+
+@kafka.command("stop")
+@_broker_options
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="seconds to wait after SIGTERM before SIGKILL")
+def kafka_stop(data_dir, port, timeout) -> None:
+    """Stop the broker cleanly (SIGTERM, then SIGKILL after the timeout)."""
+    broker = _broker(data_dir, port)
+    if broker.stop(timeout=timeout):
+        click.echo("stopped")
+    else:
+        click.echo("not running")
+
+
+@kafka.command("status")
+@_broker_options
+def kafka_status(data_dir, port) -> None:
+    """Print running/stopped, pid, bootstrap address, data directory and version."""
+    status = _broker(data_dir, port).status()
+    click.echo(status.describe())
+    sys.exit(0 if status.running else 3)
+
+
+# --- check -------------------------------------------------------------------------------
+
+@main.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def check(path: Path | None) -> None:
+    """Validate newswatch.yaml (or the one in PATH) and every file it names; list all errors."""
+    from newswatch.config import collect_problems, config_path
+
+    problems = collect_problems(path)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {config_path(path)}")
+
+
+if __name__ == "__main__":
+    main()
