@@ -6,6 +6,7 @@ NewswatchError into one clear message and a non-zero exit.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -17,8 +18,23 @@ from newswatch.broker import local
 from newswatch.errors import NewswatchError
 
 
+# Verbs that live in the stage packages: name -> "module:attribute", imported only when used
+# (faust and feedparser are slow to import, and `newswatch kafka status` should not wait for them).
+STAGE_COMMANDS: dict[str, str] = {
+}
+
+
 class NewswatchGroup(click.Group):
-    """Prints NewswatchError as `newswatch: error: ...` and exits 1 instead of a traceback."""
+    """Loads stage verbs lazily; prints NewswatchError as `newswatch: error: ...` and exits 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(STAGE_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in STAGE_COMMANDS:
+            module_name, attribute = STAGE_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module_name), attribute)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -11,6 +11,7 @@ validates the top-level file and every file it names, and returns all problems f
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pydantic
@@ -21,6 +22,11 @@ from newswatch.yamlconf import StrictModel, load_file
 
 CONFIG_FILENAME = "newswatch.yaml"
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+
+# Each file newswatch.yaml names is validated by its own stage:
+# key -> "module:function", where function(path) -> list[ConfigProblem].
+FILE_CHECKERS: dict[str, str] = {
+}
 
 
 class AppConfig(StrictModel):
@@ -61,6 +67,11 @@ def collect_problems(path: str | Path | None = None) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     for key in ("feeds", "watchlists", "subscriptions"):
         target = config.resolve(getattr(config, key))
-        if target is not None and not target.exists():
+        if target is None:
+            continue
+        if not target.exists():
             problems.append(ConfigProblem(str(config_path(path)), None, None, key, f"{target} does not exist"))
+        elif key in FILE_CHECKERS:
+            module_name, function = FILE_CHECKERS[key].split(":")
+            problems.extend(getattr(importlib.import_module(module_name), function)(target))
     return problems
