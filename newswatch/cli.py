@@ -70,8 +70,9 @@ def _broker_options(fn):
 
 
 def _broker(data_dir: Path | None, port: int | None, **kwargs) -> local.LocalBroker:
-    return local.LocalBroker(data_dir=data_dir or local.default_data_dir(),
-                             port=port or local.default_port(), progress=_progress, **kwargs)
+    controller_port = local.default_port(variable=local.CONTROLLER_PORT_ENV, default="")
+    return local.LocalBroker(data_dir=data_dir or local.default_data_dir(), port=port or local.default_port(),
+                             controller_port=controller_port, progress=_progress, **kwargs)
 
 
 @kafka.command("start")

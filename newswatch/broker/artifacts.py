@@ -124,8 +124,8 @@ def ensure_jars(artifacts: list[Artifact], jar_dir: Path, *, repository: str | N
             to_download.append(artifact)
     if to_download:
         total = sum(a.size for a in to_download)
-        progress(f"fetching {len(to_download)} Kafka {artifacts[0].version if artifacts else ''} jars "
-                 f"({total / 1e6:.1f} MB) from {repository} ...")
+        progress(f"fetching {len(to_download)} of {len(artifacts)} jars ({total / 1e6:.1f} MB) "
+                 f"from {repository} ...")
         own_client = client is None
         client = client or httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True)
         try:

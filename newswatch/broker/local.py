@@ -29,6 +29,7 @@ from newswatch.errors import BrokerError
 
 DATA_ENV = "NEWSWATCH_KAFKA_DATA_DIR"
 PORT_ENV = "NEWSWATCH_KAFKA_PORT"
+CONTROLLER_PORT_ENV = "NEWSWATCH_KAFKA_CONTROLLER_PORT"
 HOST = "127.0.0.1"
 MIN_JAVA = 17
 
@@ -42,11 +43,15 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return base / "newswatch" / "kafka"
 
 
-def default_port(environ: Mapping[str, str] | None = None) -> int:
+def default_port(environ: Mapping[str, str] | None = None, variable: str = PORT_ENV,
+                 default: str = "9092") -> int | None:
+    """The port from `variable` (NEWSWATCH_KAFKA_PORT by default), else `default` (None if empty)."""
     env = os.environ if environ is None else environ
-    raw = env.get(PORT_ENV, "9092")
+    raw = env.get(variable) or default
+    if not raw:
+        return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise BrokerError(f"{PORT_ENV}={raw!r} is not a TCP port number")
+        raise BrokerError(f"{variable}={raw!r} is not a TCP port number")
     return int(raw)
 
 
