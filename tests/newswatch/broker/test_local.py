@@ -83,3 +83,32 @@ def test_status_of_a_never_started_directory(tmp_path):
     status = local.LocalBroker(data_dir=tmp_path, port=12345).status()
     assert (status.running, status.pid, status.port) == (False, None, 12345)
     assert "stopped" in status.describe() and str(tmp_path) in status.describe()
+
+
+def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    # A stand-in process that ignores SIGTERM and looks like our broker in this data directory.
+    script = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
+    process = subprocess.Popen([sys.executable, "-c", script, "kafka.Kafka", str(tmp_path)],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "up"  # SIGTERM is ignored from here on
+    (tmp_path / "broker.pid").write_text(str(process.pid))
+    broker = local.LocalBroker(data_dir=tmp_path, port=12345)
+    assert broker.status().running
+    began = time.monotonic()
+    assert broker.stop(timeout=1.0) is True
+    process.wait(timeout=10)
+    assert process.returncode == -9
+    assert time.monotonic() - began < 10
+    assert not (tmp_path / "broker.pid").exists()
+
+
+def test_a_recycled_pid_is_not_mistaken_for_the_broker(tmp_path):
+    import os
+    (tmp_path / "broker.pid").write_text(str(os.getpid()))  # alive, but not a broker
+    broker = local.LocalBroker(data_dir=tmp_path, port=12345)
+    assert broker.status().running is False
+    assert broker.stop() is False
