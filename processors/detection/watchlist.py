@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -54,7 +54,8 @@ def _check_regex(value: str) -> str:
     return value
 
 
-Variant = pydantic.StrictStr
+Variant = Annotated[pydantic.StrictStr, pydantic.AfterValidator(_check_variant)]
+RegexVariant = Annotated[pydantic.StrictStr, pydantic.AfterValidator(_check_regex)]
 
 
 class TermSpec(StrictModel):
@@ -64,17 +65,7 @@ class TermSpec(StrictModel):
     ar: tuple[Variant, ...] = ()
     en: tuple[Variant, ...] = ()
     ru: tuple[Variant, ...] = ()
-    regex: tuple[Variant, ...] = ()
-
-    @pydantic.field_validator("any", "ar", "en", "ru")
-    @classmethod
-    def _variants(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_variant(v) for v in values)
-
-    @pydantic.field_validator("regex")
-    @classmethod
-    def _regexes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_regex(v) for v in values)
+    regex: tuple[RegexVariant, ...] = ()
 
     @pydantic.model_validator(mode="after")
     def _not_empty(self) -> "TermSpec":
@@ -272,7 +263,8 @@ def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
             problems.extend(problems_from_validation(exc, source, positions))
             continue
         if not model.topics:
-            problems.append(ConfigProblem(source, 1, 1, "topics", "a watchlist file needs at least one topic"))
+            line, column = position_of(positions, ("topics",)) or (1, 1)
+            problems.append(ConfigProblem(source, line, column, "topics", "a watchlist file needs at least one topic"))
             continue
         parsed.append(_Parsed(source, text, model, positions))
     return parsed, problems
