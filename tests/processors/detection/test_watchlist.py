@@ -1,5 +1,6 @@
 """Strict validation of topic packs: each bad file gives one clear error naming file:line."""
 
+import json
 import shutil
 
 import pytest
@@ -82,3 +83,15 @@ def test_newswatch_check_validates_the_watchlists_it_names(tmp_path):
     config.write_text("watchlists: watchlists\n", encoding="utf-8")
     (problem,) = collect_problems(config)
     assert problem.file == str(tmp_path / "watchlists" / "pack.yaml") and problem.line == 7
+
+
+def test_json_packs_load_fast_and_still_report_lines(tmp_path):
+    good = {"topics": [{"id": "t", "title": "T", "terms": {"a": {"en": ["alpha"]}}}]}
+    (tmp_path / "good.yaml").write_text(json.dumps(good), encoding="utf-8")
+    assert [t.id for t in load_watchlists(tmp_path).topics] == ["t"]
+    bad = {"topics": [{"id": "u", "title": "U", "terms": {"a": {"en": ["alpha"]}},
+                       "rules": [{"id": "r", "any_of": ["nope"]}]}]}
+    (tmp_path / "bad.yaml").write_text(json.dumps(bad, indent=1), encoding="utf-8")
+    (problem,) = problems(tmp_path)
+    assert problem.file == str(tmp_path / "bad.yaml") and problem.line == 17  # the line of "nope"
+    assert "unknown term 'nope'" in problem.message
