@@ -23,11 +23,9 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import ahocorasick
-
 from newswatch.schemas import Evidence, TopicHit
 from processors.detection.normalize import Normalized, normalize
-from processors.detection.watchlist import FIELDS, CompiledTopic, KeyEntry, Rule, Watchlist
+from processors.detection.watchlist import FIELDS, CompiledTopic, Rule, Watchlist
 
 MAX_EVIDENCE = 8
 SNIPPET_CONTEXT = 60  # characters of original text each side of the evidence
@@ -42,22 +40,6 @@ _PROCLITICS = frozenset(
 _PROCLITICS = _PROCLITICS - {""}
 _MAX_PROCLITIC = max(len(p) for p in _PROCLITICS)
 _SENTENCE_END = re.compile(r"[.!?؟؛…]+(?=\s)|\n")
-
-
-def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
-    """The Aho-Corasick automaton over every normalised spelling.
-
-    Each key's value is (length, check_left, check_right, entries) with entries as plain
-    tuples (term, lang, wildcard, proclitics): the scan loop runs once per candidate, so it
-    reads tuples rather than attributes.
-    """
-    automaton = ahocorasick.Automaton()
-    for key, entries in keys.items():
-        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics) for e in entries)
-        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain))
-    if len(automaton):
-        automaton.make_automaton()
-    return automaton
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +91,7 @@ def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
-            for term, term_lang, wildcard, proclitics in entries:
+            for term, term_lang, wildcard, proclitics, tail in entries:
                 if term_lang is not None and lang is not None and term_lang != lang:
                     continue
                 if left_word and not (proclitics and _proclitic_before(text, start)):
@@ -120,6 +102,10 @@ def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
                         continue
                     while hit_end < size and text[hit_end].isalnum():
                         hit_end += 1
+                if tail:
+                    hit_end = _match_tail(text, hit_end, tail)
+                    if hit_end < 0:
+                        continue
                 key = (term, start)
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
                 previous = found.get(key)
@@ -149,6 +135,24 @@ def _drop_nested(hits) -> list[Hit]:
     return kept
 
 
+def _match_tail(text: str, pos: int, tail: tuple[tuple[str, bool], ...]) -> int:
+    """Match the words after a phrase's first word ("обороны" in "министр* обороны").
+
+    Returns the end of the phrase, or -1 when the words that follow differ.
+    """
+    size = len(text)
+    for stem, wildcard in tail:
+        if pos >= size or text[pos] != " " or not text.startswith(stem, pos + 1):
+            return -1
+        pos += 1 + len(stem)
+        if wildcard:
+            while pos < size and text[pos].isalnum():
+                pos += 1
+        elif pos < size and text[pos].isalnum():
+            return -1
+    return pos
+
+
 def _proclitic_before(text: str, start: int) -> bool:
     """True when the letters glued before `start` are exactly an Arabic proclitic chain."""
     word_start = start
@@ -164,10 +168,13 @@ def find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, _Field], di
     lang = _article_lang(article)
     fields: dict[str, _Field] = {}
     by_term: dict[int, list[Hit]] = {}
+    text = getattr(article, "text", None) or ""
     for name in FIELDS:
         raw = getattr(article, name, None)
-        if not raw:
+        if not raw or not isinstance(raw, str):
             continue
+        if name == "summary" and raw.strip() in text:
+            continue  # feeds often repeat the summary as the text's first paragraph
         field = _Field(name, normalize(raw))
         fields[name] = field
         for hit in _scan(field, watchlist, lang):

@@ -63,7 +63,7 @@ topics:
     terms:
       visit:
         ar: [زيارة, الدفاع الجوي]
-        ru: [визит*]
+        ru: [визит*, министр* обороны, военно-техническ* сотрудничеств*]
         en: [visit]
 """
 
@@ -90,6 +90,11 @@ topics:
     ("визитом", "ru", "визитом"),
     ("визитёр", "ru", "визитёр"),  # ё folds to е, and the wildcard carries on
     ("превизит", "ru", None),  # no match inside a word
+    ("министром обороны", "ru", "министром обороны"),  # a wildcard inside a phrase
+    ("министры обороны", "ru", "министры обороны"),
+    ("министрам иностранных дел", "ru", None),  # the next word differs
+    ("министр оборонной промышленности", "ru", None),  # the last word has no wildcard
+    ("военно-технического сотрудничества", "ru", "военно-технического сотрудничества"),
     ("a visit to Cairo", "en", "visit"),
     ("visitors", "en", None),  # no wildcard: no suffix
 ])
