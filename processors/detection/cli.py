@@ -123,6 +123,8 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
     errors: list[str] = []
     results = []
     out = sys.stdout
+    if output_format == "table" and not evaluate:
+        out.write(f"{'id':<24} {'topic':<20} {'score':>5}  {'rule':<26} evidence\n")
     for name in inputs:
         for article in _open_input(name, errors):
             hits = detect_topics(article, watchlist)

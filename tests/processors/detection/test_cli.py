@@ -47,7 +47,9 @@ def test_table_format(tmp_path):
     src = _write(tmp_path / "in.jsonl", [json.dumps({"id": "t1", "lang": "en", "title": "THAAD deployed"})])
     result = CliRunner().invoke(main, ["detect", "--format", "table", src])
     assert result.exit_code == 0
-    assert result.stdout.split()[:4] == ["t1", "air_defense_system", "0.90", "named_system"]
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["id", "topic", "score", "rule", "evidence"]
+    assert row.split() == ["t1", "air_defense_system", "0.90", "named_system", "THAAD"]
 
 
 def test_eval_prints_per_topic_per_language_f1():

@@ -1,7 +1,11 @@
 """Table tests for matching and for each rule type: boundaries, proclitics, wildcards, languages,
 near, same sentence, exclusions, field scope, all-of/any-of/none-of, scores and evidence."""
 
+from datetime import datetime, timezone
+
 import pytest
+
+from newswatch.schemas import Article, TopicHit
 
 from processors.detection import detect
 from tests.processors.detection.conftest import Doc
@@ -252,3 +256,13 @@ def test_detect_is_pure_and_repeatable(seed_watchlist):
     article = Doc(text="Russia delivered S-400 systems to Turkey under the contract.", lang="en")
     assert detect(article, seed_watchlist) == detect(article, seed_watchlist)
     assert detect(Doc(), seed_watchlist) == ()
+
+
+def test_detect_takes_a_schema_article_and_returns_schema_topic_hits(seed_watchlist):
+    article = Article(id="a1", title="Турция получила С‑400", text="Комплексы ПВО уже на боевом дежурстве.",
+                      lang="ru", fetched_at=datetime(2026, 1, 1, tzinfo=timezone.utc), feed={"url": "file:x"})
+    hits = detect(article, seed_watchlist)
+    assert all(isinstance(h, TopicHit) for h in hits)
+    air = next(h for h in hits if h.topic == "air_defense_system")
+    assert air.severity == "high" and air.title
+    assert [(e.term, e.field) for e in air.evidence][:2] == [("С‑400", "title"), ("ПВО", "text")]
