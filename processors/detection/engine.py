@@ -19,7 +19,7 @@ Evaluation order, per article:
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -40,6 +40,10 @@ _PROCLITICS = frozenset(
 _PROCLITICS = _PROCLITICS - {""}
 _MAX_PROCLITIC = max(len(p) for p in _PROCLITICS)
 _SENTENCE_END = re.compile(r"[.!?؟؛…]+(?=\s)|\n")
+_SEPARATOR = re.compile(r"[ \n]")
+_SHORT_TEXT = 8192  # characters; longer fields get a word index so lookups stay logarithmic
+_EVIDENCE_CAP = 4 * MAX_EVIDENCE  # hits a rule collects before it stops looking for more
+_OVERLAP_WORDS = 12  # an exclusion phrase can overlap a hit that starts this many words away
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +59,23 @@ class Hit:
 class _Field:
     """A normalised field, with word and sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences")
+    __slots__ = ("name", "norm", "_sentences", "_separators")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
         self.norm = norm
         self._sentences: list[int] | None = None
+        self._separators: list[int] | None = None
 
     def word(self, pos: int) -> int:
+        """The index of the word at `pos` (words are separated by one space or a line break)."""
         text = self.norm.text
-        return text.count(" ", 0, pos) + text.count("\n", 0, pos)
+        if len(text) <= _SHORT_TEXT:
+            # Counting in C beats building an index for the few lookups a news article needs.
+            return text.count(" ", 0, pos) + text.count("\n", 0, pos)
+        if self._separators is None:
+            self._separators = [m.start() for m in _SEPARATOR.finditer(text)]
+        return bisect_left(self._separators, pos)
 
     def sentence(self, pos: int) -> int:
         if self._sentences is None:
@@ -212,8 +223,8 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, _Field],
             continue
         if exclusion.within is None:
             return None
-        hits = {t: [h for h in hs if t in exclusion.terms or not _near_any(h, vetoes, exclusion.within, fields)]
-                for t, hs in hits.items()}
+        near_veto = _VetoIndex(vetoes, exclusion.within, fields)
+        hits = {t: [h for h in hs if t in exclusion.terms or not near_veto(h)] for t, hs in hits.items()}
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
         evidence = _evaluate_rule(rule, hits, fields)
@@ -243,17 +254,32 @@ def _outermost(hits: Iterable[Hit]) -> list[Hit]:
     return kept
 
 
-def _near_any(hit: Hit, vetoes: list[Hit], within: int, fields: dict[str, _Field]) -> bool:
-    field = fields[hit.field]
-    position = field.word(hit.start)
-    for veto in vetoes:
-        if veto.field != hit.field:
-            continue
-        if veto.start < hit.end and hit.start < veto.end:  # overlapping: "civil defence" over "defence"
-            return True
-        if abs(field.word(veto.start) - position) <= within:
-            return True
-    return False
+class _VetoIndex:
+    """Answers "is this hit within N words of (or overlapping) an exclusion hit?" by bisection."""
+
+    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, _Field]):
+        self.within = within
+        self.fields = fields
+        self.by_field: dict[str, tuple[list[int], list[Hit]]] = {}
+        for name in {v.field for v in vetoes}:
+            field = fields[name]
+            ordered = sorted(((field.word(v.start), v) for v in vetoes if v.field == name), key=lambda t: t[0])
+            self.by_field[name] = ([w for w, _ in ordered], [v for _, v in ordered])
+
+    def __call__(self, hit: Hit) -> bool:
+        entry = self.by_field.get(hit.field)
+        if entry is None:
+            return False
+        words, vetoes = entry
+        position = self.fields[hit.field].word(hit.start)
+        reach = max(self.within, _OVERLAP_WORDS)
+        for index in range(bisect_left(words, position - reach), bisect_right(words, position + reach)):
+            veto = vetoes[index]
+            if abs(words[index] - position) <= self.within:
+                return True
+            if veto.start < hit.end and hit.start < veto.end:  # "civil defence" over "defence"
+                return True
+        return False
 
 
 def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
@@ -281,7 +307,7 @@ def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, _Fi
         return _window(slots, fields, lambda f, h: f.word(h.start), rule.near)
     if rule.same_sentence:
         return _window(slots, fields, lambda f, h: f.sentence(h.start), 0)
-    return [h for slot in slots for h in slot]
+    return [h for slot in slots for h in slot][:_EVIDENCE_CAP]
 
 
 def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: int) -> list[Hit]:
@@ -299,6 +325,7 @@ def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: 
         counts = [0] * len(slots)
         covered = 0
         left = 0
+        added = 0  # hits before this index are already evidence
         for right, (pos, slot, _) in enumerate(tagged):
             if counts[slot] == 0:
                 covered += 1
@@ -310,8 +337,11 @@ def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: 
                     covered -= 1
                 left += 1
             if covered == len(slots):
-                for _, _, h in tagged[left:right + 1]:
+                for _, _, h in tagged[max(left, added):right + 1]:
                     evidence[h] = None
+                added = right + 1
+                if len(evidence) >= _EVIDENCE_CAP:
+                    return list(evidence)
     return list(evidence)
 
 

@@ -266,3 +266,15 @@ def test_detect_takes_a_schema_article_and_returns_schema_topic_hits(seed_watchl
     air = next(h for h in hits if h.topic == "air_defense_system")
     assert air.severity == "high" and air.title
     assert [(e.term, e.field) for e in air.evidence][:2] == [("С‑400", "title"), ("ПВО", "text")]
+
+
+@pytest.mark.parametrize("filler_words", [0, 3000])  # short texts count words, long ones index them
+def test_near_and_exclusions_agree_on_short_and_long_texts(compile_pack, filler_words):
+    watchlist = compile_pack(RULES_PACK)
+    filler = "word " * filler_words
+    assert topics(Doc(text=filler + "India bought missiles.", lang="en"), watchlist) == {"deal"}
+    assert topics(Doc(text=filler + "India bought a b c d e f missiles.", lang="en"), watchlist) == set()
+    assert topics(Doc(text=filler + "The striker bought tanks.", lang="en"), watchlist) == set()
+    long_hits = detect(Doc(text=filler + "India bought missiles.", lang="en"), watchlist)
+    (evidence,) = [e for e in long_hits[0].evidence if e.term == "missiles"]
+    assert evidence.start == len(filler) + len("India bought ")
