@@ -5,7 +5,8 @@ Evaluation order, per article:
    automaton holding every spelling of every term of every topic; RE2 regexes, if any, run after.
 2. A candidate is kept only at word boundaries: no letter or digit right before it (except an
    Arabic proclitic chain such as و ف ب ل ك ال وبال before an Arabic term) and none right after
-   it (except the rest of the word for a `*` wildcard term). Language-specific spellings count
+   it (except the rest of the word for a `*` wildcard term, and letters after a model code:
+   S-400s, S-300PMU, HQ-9B). Language-specific spellings count
    only for articles in that language or of unknown language.
 3. Per topic, exclusions go first: an exclusion with `within: N` discards the topic's hits within
    N words of an exclusion hit in the same field; one without `within` vetoes the topic outright.
@@ -102,14 +103,14 @@ def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
-            for term, term_lang, wildcard, proclitics, tail in entries:
+            for term, term_lang, wildcard, proclitics, tail, letter_suffix in entries:
                 if term_lang is not None and lang is not None and term_lang != lang:
                     continue
                 if left_word and not (proclitics and _proclitic_before(text, start)):
                     continue
                 hit_end = end
                 if right_word:
-                    if not wildcard:
+                    if not (wildcard or (letter_suffix and text[end].isalpha())):
                         continue
                     while hit_end < size and text[hit_end].isalnum():
                         hit_end += 1

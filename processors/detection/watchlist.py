@@ -20,7 +20,7 @@ import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.yamlconf import StrictModel, parse_yaml, position_of, problems_from_validation
-from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, normalize_term
+from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, is_code, normalize_term
 
 # Part of Watchlist.version: bump when compilation or rule semantics change.
 ENGINE_VERSION = "1"
@@ -189,6 +189,8 @@ class KeyEntry:
     # Words that must follow, for spellings with a wildcard before their last word
     # ("министр* обороны"): (normalised stem, wildcard) each, checked after the automaton hit.
     tail: tuple[tuple[str, bool], ...] = ()
+    # Model codes may carry letters (S-400s, S-300PMU, HQ-9B) but not more digits (S-4000).
+    letter_suffix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +220,12 @@ def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
     """The Aho-Corasick automaton over every normalised spelling.
 
     Each key's value is (length, check_left, check_right, entries) with entries as plain
-    tuples (term, lang, wildcard, proclitics, tail): the scan loop runs once per candidate, so it
+    tuples (term, lang, wildcard, proclitics, tail, letter_suffix): the scan loop runs once per candidate, so it
     reads tuples rather than attributes.
     """
     automaton = ahocorasick.Automaton()
     for key, entries in keys.items():
-        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.tail) for e in entries)
+        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.tail, e.letter_suffix) for e in entries)
         automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain))
     if len(automaton):
         automaton.make_automaton()
@@ -464,7 +466,7 @@ def _key_entries(variant: str, term_id: int, lang: str | None):
         tail = ()
         forms = list(code_variants(stem))
     arabic = bool(_ARABIC.match(stem))
-    entry = KeyEntry(term_id, lang, wildcard, arabic, tail)
+    entry = KeyEntry(term_id, lang, wildcard, arabic, tail, letter_suffix=not wildcard and not tail and is_code(stem))
     if arabic and stem.startswith("ال") and len(stem) > 3:
         forms.append("لل" + stem[2:])  # ل + الدفاع is written للدفاع
     for form in forms:

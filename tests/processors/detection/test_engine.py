@@ -44,6 +44,8 @@ def surfaces(article, watchlist, topic):
     ("The S\u2011400 batteries", "en"),  # non-breaking hyphen
     ("The Ѕ-400 batteries", "en"),  # Cyrillic dze homoglyph
     ("The S400 and the S 400", "en"),
+    ("Turkey's S-400s are idle", "en"),  # letters after a code: plural
+    ("the S-400E export version", "en"),  # variant letters
     ("منظومة S-400 الروسية", "ar"),  # Latin code inside Arabic text
 ])
 def test_every_spelling_of_s400_matches(compile_pack, text, lang):
@@ -54,7 +56,7 @@ def test_every_spelling_of_s400_matches(compile_pack, text, lang):
 @pytest.mark.parametrize("text", [
     "The S-4000 is not a missile",  # digits continue
     "The XS-400 jacket",  # letters before
-    "The S-400x",  # letters after
+    "The S-4001 prototype",  # a longer number
 ])
 def test_codes_do_not_match_inside_longer_tokens(compile_pack, text):
     assert topics(Doc(text=text, lang="en"), compile_pack(S400_PACK)) == set()

@@ -37,6 +37,7 @@ from processors.detection.normalize import code_variants, normalize, normalize_t
     ("air\u00addefence", "airdefence"),  # soft hyphen is invisible
     ("ab\u200bcd\u200fef\ufeff", "abcdef"),  # zero-width space, RLM, BOM
     ("line one\u2028line two", "line one\nline two"),
+    ("David\u2019s Sling", "david's sling"),  # typographic apostrophe
 ])
 def test_normalisation_rules(raw, expected):
     assert normalize(raw).text == expected
