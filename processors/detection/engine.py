@@ -57,7 +57,7 @@ class Hit:
     end: int
 
 
-class _Field:
+class FieldText:
     """A normalised field, with word and sentence positions computed only when a rule asks."""
 
     __slots__ = ("name", "norm", "_sentences", "_separators")
@@ -91,7 +91,7 @@ def _article_lang(article: Any) -> str | None:
     return str(lang).replace("_", "-").split("-")[0].lower() or None
 
 
-def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
+def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]:
     """Every term occurrence in one field that passes the boundary and language checks."""
     text = field.norm.text
     size = len(text)
@@ -175,10 +175,10 @@ def _proclitic_before(text: str, start: int) -> bool:
     return text[word_start:start] in _PROCLITICS
 
 
-def find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, _Field], dict[int, list[Hit]]]:
+def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText], dict[int, list[Hit]]]:
     """Normalise and scan every field; hits grouped by term id, in text order."""
     lang = _article_lang(article)
-    fields: dict[str, _Field] = {}
+    fields: dict[str, FieldText] = {}
     by_term: dict[int, list[Hit]] = {}
     text = getattr(article, "text", None) or ""
     for name in FIELDS:
@@ -187,7 +187,7 @@ def find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, _Field], di
             continue
         if name == "summary" and raw.strip() in text:
             continue  # feeds often repeat the summary as the text's first paragraph
-        field = _Field(name, normalize(raw))
+        field = FieldText(name, normalize(raw))
         fields[name] = field
         for hit in _scan(field, watchlist, lang):
             by_term.setdefault(hit.term, []).append(hit)
@@ -202,7 +202,7 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
     Pure: no I/O, no clock. Returns TopicHits sorted by topic id, each with its score, the rule
     that fired and evidence whose offsets index the original field text.
     """
-    fields, by_term = find_hits(article, watchlist)
+    fields, by_term = _find_hits(article, watchlist)
     if not by_term:
         return ()
     results = []
@@ -215,7 +215,7 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
     return tuple(results)
 
 
-def _evaluate_topic(topic: CompiledTopic, fields: dict[str, _Field],
+def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
                     by_term: dict[int, list[Hit]]) -> TopicHit | None:
     hits = {t: by_term[t] for t in topic.terms if t in by_term}
     for exclusion in topic.exclusions:
@@ -258,7 +258,7 @@ def _outermost(hits: Iterable[Hit]) -> list[Hit]:
 class _VetoIndex:
     """Answers "is this hit within N words of (or overlapping) an exclusion hit?" by bisection."""
 
-    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, _Field]):
+    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText]):
         self.within = within
         self.fields = fields
         self.by_field: dict[str, tuple[list[int], list[Hit]]] = {}
@@ -287,7 +287,7 @@ def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
     return [h for h in hits if h.field in fields]
 
 
-def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, _Field]) -> list[Hit]:
+def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, FieldText]) -> list[Hit]:
     """The evidence for `rule`, or [] when it does not fire."""
     scope = rule.fields
     for term in rule.none_of:
@@ -311,7 +311,7 @@ def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, _Fi
     return [h for slot in slots for h in slot][:_EVIDENCE_CAP]
 
 
-def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: int) -> list[Hit]:
+def _window(slots: list[list[Hit]], fields: dict[str, FieldText], position, width: int) -> list[Hit]:
     """Hits that sit in a window of `width` positions of one field covering every slot; [] if none.
 
     A sliding window over the hits sorted by position; every window that covers all slots
@@ -346,7 +346,7 @@ def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: 
     return list(evidence)
 
 
-def _evidence(hit: Hit, field: _Field) -> Evidence:
+def _evidence(hit: Hit, field: FieldText) -> Evidence:
     original = field.norm.original
     start, end = field.norm.span(hit.start, hit.end)
     lo = max(0, start - SNIPPET_CONTEXT)

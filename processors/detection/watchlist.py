@@ -203,7 +203,8 @@ class RegexEntry:
 class Watchlist:
     """All topic packs compiled together: pass it to `detect()`. Immutable and safe to share.
 
-    Two watchlists are the same when their `version` (a hash of the pack files) is.
+    Callers use `version` (a hash of the pack files: same files, same version), `topics` and
+    `sources`; the other fields are the compiled form the engine reads.
     """
 
     version: str

@@ -280,3 +280,16 @@ def test_near_and_exclusions_agree_on_short_and_long_texts(compile_pack, filler_
     long_hits = detect(Doc(text=filler + "India bought missiles.", lang="en"), watchlist)
     (evidence,) = [e for e in long_hits[0].evidence if e.term == "missiles"]
     assert evidence.start == len(filler) + len("India bought ")
+
+
+def test_regexes_cannot_backtrack_catastrophically(compile_pack):
+    # (a+)+$ takes exponential time in a backtracking engine on "aaaa...!"; RE2 is linear.
+    watchlist = compile_pack(r"""
+    topics:
+      - id: r
+        title: R
+        terms:
+          evil: {regex: ['(a+)+$']}
+    """)
+    assert topics(Doc(text="a" * 20000 + "!"), watchlist) == set()
+    assert topics(Doc(text="x " + "a" * 50), watchlist) == {"r"}
