@@ -92,6 +92,9 @@ def test_f1_is_at_least_0_9_per_topic_and_language(seed_watchlist, name):
     ("ألعاب نارية", "ضبطت الشرطة صواريخ الألعاب النارية المعدة للبيع.", "ar"),
     ("Глава МИД дал интервью", "Министр иностранных дел обсудил в эфире новые санкции.", "ru"),
     ("Фейерверки", "Полиция изъяла петарды и ракеты для фейерверков, продававшиеся без сертификатов.", "ru"),
+    ("Buk launches budget phone", "The Buk smartphone has a large battery and a 120 Hz screen.", "en"),
+    ("Patriots sign cornerback", "The Patriots signed the cornerback to a $40m contract after six interceptions.", "en"),
+    ("Госсекретарь Ватикана посетил Киев", "Госсекретарь Ватикана провел переговоры в Киеве.", "ru"),
 ])
 def test_hard_negatives_stay_quiet(seed_watchlist, title, text, lang):
     assert detect(Doc(title=title, text=text, lang=lang), seed_watchlist) == ()
