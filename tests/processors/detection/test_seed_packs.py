@@ -94,6 +94,9 @@ def test_f1_is_at_least_0_9_per_topic_and_language(seed_watchlist, name):
     ("Фейерверки", "Полиция изъяла петарды и ракеты для фейерверков, продававшиеся без сертификатов.", "ru"),
     ("Buk launches budget phone", "The Buk smartphone has a large battery and a 120 Hz screen.", "en"),
     ("Patriots sign cornerback", "The Patriots signed the cornerback to a $40m contract after six interceptions.", "en"),
+    ("وزير الدفاع يأمر بتكثيف البحث", "أمر وزير الدفاع بتكثيف عمليات البحث عن المفقودين في البحر.", "ar"),
+    ("وزير الخارجية يفتتح مركزا", "افتتح وزير الخارجية مركز البحث والدراسات التابع للوزارة.", "ar"),
+    ("Plan criticised", "The foreign minister's plan was met with criticism from lawmakers.", "en"),
     ("Госсекретарь Ватикана посетил Киев", "Госсекретарь Ватикана провел переговоры в Киеве.", "ru"),
 ])
 def test_hard_negatives_stay_quiet(seed_watchlist, title, text, lang):
@@ -108,3 +111,24 @@ def test_hard_negatives_stay_quiet(seed_watchlist, title, text, lang):
 def test_air_defence_news_without_a_transaction_is_no_arms_deal(seed_watchlist, title, text, lang):
     topics = {hit.topic for hit in detect(Doc(title=title, text=text, lang=lang), seed_watchlist)}
     assert topics == {"air_defense_system"}
+
+
+@pytest.mark.parametrize("topic, title, text, lang", [
+    # one case per general pattern the held-out set taught the packs
+    ("arms_deal", "تسلم غواصتين", "تسلمت البحرية غواصتين جديدتين بموجب عقد مع ألمانيا.", "ar"),
+    ("arms_deal", "اقتناء طائرات", "أبرمت الوزارة اتفاقية لاقتناء طائرات تدريب من إيطاليا.", "ar"),
+    ("arms_deal", "Казахстан приобрёл БТР", "Казахстан приобрёл партию бронетранспортёров у Турции.", "ru"),
+    ("arms_deal", "Trainer aircraft export", "Embraer will export 12 light attack aircraft to Paraguay.", "en"),
+    ("arms_deal", "Patriot purchase", "Switzerland signed a contract to buy five Patriot fire units.", "en"),
+    ("arms_deal", "Пакет военной помощи", "США объявили новый пакет военной помощи Украине.", "ru"),
+    ("ministerial_visit", "وزيرا الدفاع يبحثان التعاون", "بحث وزيرا دفاع البلدين في أنقرة التعاون العسكري.", "ar"),
+    ("ministerial_visit", "Wang Yi to host counterpart", "Foreign Minister Wang Yi will receive Iran's top diplomat.", "en"),
+    ("ministerial_visit", "Глава египетской дипломатии посетит Москву", "Визит запланирован на среду.", "ru"),
+    ("ministerial_visit", "Armed forces minister in Abu Dhabi",
+     "The Minister for the Armed Forces held talks in Abu Dhabi.", "en"),
+    ("air_defense_system", "Новые НАСАМС", "Украина развернула НАСАМС у Киева.", "ru"),
+    ("air_defense_system", "الدفاعات الصاروخية", "تصدت الدفاعات الصاروخية لهجوم بالمسيرات.", "ar"),
+])
+def test_general_patterns_from_the_held_out_set_fire(seed_watchlist, topic, title, text, lang):
+    topics = {hit.topic for hit in detect(Doc(title=title, text=text, lang=lang), seed_watchlist)}
+    assert topic in topics
