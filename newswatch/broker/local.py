@@ -117,7 +117,10 @@ def find_java(environ: Mapping[str, str] | None = None) -> str:
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
+    """True when nothing listens on the port (a closed socket lingering in TIME_WAIT does not count,
+    since the JVM binds with SO_REUSEADDR too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -132,8 +135,14 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own generator it never starts with '-', which the storage tool would take for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(*, node_dir: Path, port: int, controller_port: int,

@@ -75,8 +75,23 @@ def test_server_properties_bind_loopback_only(tmp_path):
 
 
 def test_cluster_ids_are_kafka_uuids():
-    ids = {local.new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50 and all(len(i) == 22 and "=" not in i for i in ids)
+    ids = {local.new_cluster_id() for _ in range(2000)}  # ~30 would start with '-' if not prevented
+    assert len(ids) == 2000 and all(len(i) == 22 and "=" not in i for i in ids)
+    assert not any(i.startswith("-") for i in ids)
+
+
+def test_a_port_in_time_wait_counts_as_free():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first, so its end lingers in TIME_WAIT
+    client.close()
+    server.close()
+    assert local.port_is_free(port)
 
 
 def test_status_of_a_never_started_directory(tmp_path):
