@@ -20,6 +20,8 @@ from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.yamlconf import StrictModel, load_file
 
+from ingest.settings import IngestSettings
+
 CONFIG_FILENAME = "newswatch.yaml"
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -27,11 +29,13 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 # key -> "module:function", where function(path) -> list[ConfigProblem].
 FILE_CHECKERS: dict[str, str] = {
     "watchlists": "processors.detection.watchlist:problems",
+    "feeds": "ingest.feeds_config:problems",
 }
 
 
 class AppConfig(StrictModel):
     kafka: KafkaSettings = KafkaSettings()
+    ingest: IngestSettings = IngestSettings()
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None
