@@ -60,7 +60,19 @@ def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | No
     _, settings = _settings(config_path)
     if allow_private_networks is not None:
         settings = settings.model_copy(update={"allow_private_networks": allow_private_networks})
-    now = datetime.now(timezone.utc)
+    parsed = read_feed(feed, settings, datetime.now(timezone.utc), as_url=as_url)
+    for article in parsed.articles:
+        click.echo(article.encode().decode("utf-8"))
+    note = f" (recovered from: {parsed.warning})" if parsed.warning else ""
+    shown = safe_url(feed) if urlsplit(feed).scheme.lower() in ("http", "https") else feed
+    click.echo(f"{len(parsed.articles)} article(s) from {shown}{note}", err=True)
+
+
+def read_feed(feed: str, settings: IngestSettings, now: datetime, *, as_url: str | None = None):
+    """Fetch (URL) or read (file) one feed and parse it exactly as ingest would; FeedUnreadable on failure.
+
+    Shared by `newswatch fetch` and `newswatch detect`, so both see the articles ingest would publish.
+    """
     scheme = urlsplit(feed).scheme.lower()
     if scheme in ("http", "https"):
         content, base_url, content_type = asyncio.run(_download(feed, settings))
@@ -78,14 +90,10 @@ def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | No
     else:
         raise FeedUnreadable(f"{feed}: bad_scheme: only http(s) URLs and local files can be fetched")
     try:
-        parsed = parse_feed(content, base_url, fetched_at=now, feed_url=feed_url,
-                            content_type=content_type, caps=text_caps(settings))
+        return parse_feed(content, base_url, fetched_at=now, feed_url=feed_url,
+                          content_type=content_type, caps=text_caps(settings))
     except FeedRefused as exc:
         raise FeedUnreadable(f"{feed}: {exc}") from None
-    for article in parsed.articles:
-        click.echo(article.encode().decode("utf-8"))
-    note = f" (recovered from: {parsed.warning})" if parsed.warning else ""
-    click.echo(f"{len(parsed.articles)} article(s) from {safe_url(feed) if scheme else feed}{note}", err=True)
 
 
 async def _download(url: str, settings: IngestSettings) -> tuple[bytes, str, str | None]:

@@ -1,6 +1,8 @@
-"""`newswatch detect`: run the detector offline over JSON-lines files (feeds and URLs: see below).
+"""`newswatch detect`: run the detector offline over JSON-lines files, feed files or feed URLs.
 
-Each input line is an article `{id, lang, title, text}` (other fields ignored). Output is one
+A JSON-lines input has one article `{id, lang, title, text}` per line (other fields ignored); a
+file that starts with `<` is read as an RSS/Atom feed, and an http(s) URL is fetched, both
+exactly as `newswatch fetch` (and so ingest) would turn them into articles. Output is one
 JSON line per article, `--format table` for people, or with `--eval` a precision/recall/F1
 report against each line's `labels`. Bad lines are reported with file:line and skipped; the
 command then exits 1 after processing everything else.
@@ -80,20 +82,47 @@ def read_articles(lines: Iterable[str], name: str, errors: list[str]) -> Iterato
             errors.append(str(exc))
 
 
-def _open_input(name: str, errors: list[str]) -> Iterator[InputArticle]:
+def _open_input(name: str, errors: list[str], allow_private_networks: bool = False) -> Iterator[InputArticle]:
     if name == "-":
         yield from read_articles(sys.stdin, "<stdin>", errors)
         return
-    if "://" in name:
-        errors.append(f"{name}: URLs and feed files are not supported by this version yet "
-                      f"(they arrive with the ingest parser); give a JSON-lines file")
-        return
     path = Path(name)
+    if "://" in name or _looks_like_xml(path):
+        yield from _feed_articles(name, errors, allow_private_networks)
+        return
     if not path.exists() or path.is_dir():
         errors.append(f"{name}: no such file")
         return
     with path.open(encoding="utf-8", errors="replace") as handle:
         yield from read_articles(handle, name, errors)
+
+
+def _looks_like_xml(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
+def _feed_articles(name: str, errors: list[str], allow_private_networks: bool) -> Iterator[InputArticle]:
+    """Articles from a feed file or URL, as ingest would make them (parsed with ingest's parser)."""
+    from datetime import datetime, timezone
+
+    from ingest.cli import read_feed
+    from ingest.settings import IngestSettings
+    from newswatch.errors import NewswatchError
+
+    try:
+        settings = IngestSettings(allow_private_networks=allow_private_networks)
+        parsed = read_feed(name, settings, datetime.now(timezone.utc))
+    except NewswatchError as exc:
+        errors.append(str(exc))
+        return
+    for article in parsed.articles:
+        yield InputArticle(id=article.id, title=article.title, text=article.text, lang=article.lang,
+                           summary=article.summary)
 
 
 def _hit_json(hit) -> dict:
@@ -118,8 +147,11 @@ def _table_rows(article: InputArticle, hits) -> list[str]:
 @click.option("--format", "output_format", type=click.Choice(["json", "table"]), default="json", show_default=True)
 @click.option("--eval", "evaluate", is_flag=True,
               help="inputs carry `labels`; print precision, recall and F1 per topic and language")
-def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, evaluate: bool) -> None:
-    """Run the detector offline over INPUT... (JSON-lines files of {id, lang, title, text}; - is stdin)."""
+@click.option("--allow-private-networks", is_flag=True,
+              help="let feed URLs reach loopback/private addresses (refused by default, as in ingest)")
+def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, evaluate: bool,
+           allow_private_networks: bool) -> None:
+    """Run the detector offline over INPUT... (JSON-lines files, feed files or feed URLs; - is stdin)."""
     watchlist: Watchlist = load_watchlists(watchlists_path)
     errors: list[str] = []
     results = []
@@ -128,7 +160,7 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
     if output_format == "table" and not evaluate:
         out.write(f"{'id':<24} {'topic':<20} {'score':>5}  {'rule':<26} evidence\n")
     for name in inputs:
-        for article in _open_input(name, errors):
+        for article in _open_input(name, errors, allow_private_networks):
             hits = detect_topics(article, watchlist)
             if evaluate:
                 if article.labels is None:

@@ -81,3 +81,62 @@ def test_bad_watchlists_and_missing_inputs_are_clear_errors(tmp_path):
     assert "unknown-key.yaml:4:5: topics.0.severty: unknown key" in result.stderr
     result = CliRunner().invoke(main, ["detect", str(tmp_path / "missing.jsonl")])
     assert result.exit_code == 1 and "no such file" in result.stderr
+
+
+def _seed_feed(tmp_path) -> str:
+    """An RSS 2.0 file whose one item is the seed article, plus a plain negative."""
+    from xml.sax.saxutils import escape
+
+    from tests.processors.detection.test_seed_packs import SEED_ARTICLE
+
+    seed = SEED_ARTICLE.read_text(encoding="utf-8")
+    items = [("seed", "وزيرا الخارجية والدفاع المصريان في موسكو", seed),
+             ("calm", "Weather service expects a sunny weekend", "Light winds and no rain until Monday.")]
+    body = "".join(f"<item><guid>{guid}</guid><title>{escape(title)}</title>"
+                   f"<description>{escape(text)}</description></item>" for guid, title, text in items)
+    path = tmp_path / "feed.xml"
+    path.write_text(f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Demo</title>'
+                    f'<language>ar</language>{body}</channel></rss>', encoding="utf-8")
+    return str(path)
+
+
+def test_feed_files_are_read_as_ingest_would(tmp_path):
+    result = CliRunner().invoke(main, ["detect", _seed_feed(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2
+    seed, calm = sorted(lines, key=lambda line: -len(line["topics"]))
+    assert {t["topic"] for t in seed["topics"]} == {"arms_deal", "air_defense_system", "ministerial_visit"}
+    assert calm["topics"] == []
+
+
+def test_feed_urls_are_fetched_with_the_address_guard(tmp_path):
+    import http.server
+    import threading
+    from pathlib import Path
+
+    content = Path(_seed_feed(tmp_path)).read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    try:
+        refused = CliRunner().invoke(main, ["detect", url])
+        assert refused.exit_code == 1
+        assert "loopback address" in refused.stderr
+        allowed = CliRunner().invoke(main, ["detect", "--allow-private-networks", url])
+        assert allowed.exit_code == 0, allowed.output
+        topics = [json.loads(line)["topics"] for line in allowed.stdout.splitlines()]
+        assert sorted(len(t) for t in topics) == [0, 3]
+    finally:
+        server.shutdown()
