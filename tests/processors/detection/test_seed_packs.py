@@ -196,6 +196,9 @@ def _long(lang, *paragraphs):
     ("Учения ВВС", "Военно-воздушные силы и войска противовоздушной обороны провели учения летчиков.", "ru"),
     ("خطة حصر السلاح", "تشمل خطة الجيش لحصر السلاح بيد الدولة تسليم الأسلحة الثقيلة والصواريخ.", "ar"),
     ("Охотничий магазин", "Прокуратура направила в суд дело о продаже оружия без лицензии в охотничьем магазине.", "ru"),
+    # soldiers' contracts, "held (a press conference)" and "decades" are no arms contracts
+    ("Набор добровольцев", "Более 500 добровольцев подписали контракт с Министерством обороны и получили оружие.", "ru"),
+    ("مؤتمر صحفي", "عقد المتحدث باسم الجيش مؤتمرا صحفيا عرض فيه بقايا الصواريخ التي سقطت منذ عقود.", "ar"),
 ])
 def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
     assert detect(Doc(title=title, text=text, lang=lang), seed_watchlist) == ()
@@ -209,6 +212,11 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
     ("ministerial_visit", "اتصال هاتفي", "أجرى وزير الخارجية اتصالا هاتفيا مع وزير خارجية فرنسا.", "ar"),
     ("ministerial_visit", "Rubio calls Saudi counterpart",
      "The Secretary of State held a phone call with the Saudi foreign minister.", "en"),
+    # a trade noun opening a long sentence whose weapon comes at the end
+    ("arms_deal", "Norway expands armoured forces", "The contract, which the defence ministry signed on Tuesday "
+     "with the manufacturer in Munich after two years of talks, covers 54 new battle tanks.", "en"),
+    ("arms_deal", "Армия Сербии", "Контракт, который министерство подписало во вторник с производителем после "
+     "двухлетних консультаций, предусматривает 12 истребителей и запасные части.", "ru"),
     # the meeting before "also present" still counts
     ("ministerial_visit", "FM meets counterpart", "The foreign minister met his Jordanian counterpart in Amman. "
      "Also present were the two ambassadors.", "en"),
