@@ -196,6 +196,10 @@ def _long(lang, *paragraphs):
     ("Учения ВВС", "Военно-воздушные силы и войска противовоздушной обороны провели учения летчиков.", "ru"),
     ("خطة حصر السلاح", "تشمل خطة الجيش لحصر السلاح بيد الدولة تسليم الأسلحة الثقيلة والصواريخ.", "ar"),
     ("Охотничий магазин", "Прокуратура направила в суд дело о продаже оружия без лицензии в охотничьем магазине.", "ru"),
+    # deputies and assistants are not the minister
+    ("Рябков провел консультации", "Заместитель министра иностранных дел Сергей Рябков провел консультации в Женеве.", "ru"),
+    ("Deputy FM in Oslo", "Deputy Foreign Minister Majid Takht-Ravanchi arrived in Oslo for talks.", "en"),
+    ("نائب وزير الخارجية يلتقي السفير", "التقى نائب وزير الخارجية السفير الياباني وبحث معه العلاقات.", "ar"),
     # soldiers' contracts, "held (a press conference)" and "decades" are no arms contracts
     ("Набор добровольцев", "Более 500 добровольцев подписали контракт с Министерством обороны и получили оружие.", "ru"),
     ("مؤتمر صحفي", "عقد المتحدث باسم الجيش مؤتمرا صحفيا عرض فيه بقايا الصواريخ التي سقطت منذ عقود.", "ar"),
@@ -217,6 +221,8 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
      "with the manufacturer in Munich after two years of talks, covers 54 new battle tanks.", "en"),
     ("arms_deal", "Армия Сербии", "Контракт, который министерство подписало во вторник с производителем после "
      "двухлетних консультаций, предусматривает 12 истребителей и запасные части.", "ru"),
+    ("ministerial_visit", "Lavrov meets Iran's deputy", "Foreign Minister Sergei Lavrov met Iran's deputy "
+     "foreign minister in Moscow.", "en"),
     # the meeting before "also present" still counts
     ("ministerial_visit", "FM meets counterpart", "The foreign minister met his Jordanian counterpart in Amman. "
      "Also present were the two ambassadors.", "en"),
