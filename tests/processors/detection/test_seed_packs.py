@@ -200,6 +200,10 @@ def _long(lang, *paragraphs):
     ("Рябков провел консультации", "Заместитель министра иностранных дел Сергей Рябков провел консультации в Женеве.", "ru"),
     ("Deputy FM in Oslo", "Deputy Foreign Minister Majid Takht-Ravanchi arrived in Oslo for talks.", "en"),
     ("نائب وزير الخارجية يلتقي السفير", "التقى نائب وزير الخارجية السفير الياباني وبحث معه العلاقات.", "ar"),
+    # Shoigu travels as Security Council secretary; "патриот" is also the common noun
+    ("Шойгу прибыл в Пхеньян", "Секретарь Совбеза Сергей Шойгу прибыл в Пхеньян и провел встречу.", "ru"),
+    ("Shoigu in Tehran", "Security Council Secretary Sergei Shoigu met Iranian officials in Tehran.", "en"),
+    ("Памяти земляка", "Настоящий патриот, он погиб, когда ракета попала в его дом в Белгороде.", "ru"),
     # soldiers' contracts, "held (a press conference)" and "decades" are no arms contracts
     ("Набор добровольцев", "Более 500 добровольцев подписали контракт с Министерством обороны и получили оружие.", "ru"),
     ("مؤتمر صحفي", "عقد المتحدث باسم الجيش مؤتمرا صحفيا عرض فيه بقايا الصواريخ التي سقطت منذ عقود.", "ar"),
@@ -223,6 +227,7 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
      "двухлетних консультаций, предусматривает 12 истребителей и запасные части.", "ru"),
     ("ministerial_visit", "Lavrov meets Iran's deputy", "Foreign Minister Sergei Lavrov met Iran's deputy "
      "foreign minister in Moscow.", "en"),
+    ("air_defense_system", "«Пэтриот» на Украине", "Два дивизиона «Пэтриот» сбили ракеты над Киевом.", "ru"),
     # the meeting before "also present" still counts
     ("ministerial_visit", "FM meets counterpart", "The foreign minister met his Jordanian counterpart in Amman. "
      "Also present were the two ambassadors.", "en"),
