@@ -204,6 +204,12 @@ def _long(lang, *paragraphs):
     ("Шойгу прибыл в Пхеньян", "Секретарь Совбеза Сергей Шойгу прибыл в Пхеньян и провел встречу.", "ru"),
     ("Shoigu in Tehran", "Security Council Secretary Sergei Shoigu met Iranian officials in Tehran.", "en"),
     ("Памяти земляка", "Настоящий патриот, он погиб, когда ракета попала в его дом в Белгороде.", "ru"),
+    # storage and think tanks, "ammunition to critics", gym apparatus, video games
+    ("Aramco storage", "Aramco signed a contract to construct crude oil storage tanks at Ras Tanura.", "en"),
+    ("Think tanks", "The deal was criticised by several think tanks in Washington.", "en"),
+    ("Critics", "The trade deal gave fresh ammunition to critics of the government.", "en"),
+    ("Школьный спортзал", "Администрация закупила спортивные снаряды и тренажеры для школьного спортзала.", "ru"),
+    ("World of Tanks", "The maker of World of Tanks agreed a deal to sell its studio.", "en"),
     # soldiers' contracts, "held (a press conference)" and "decades" are no arms contracts
     ("Набор добровольцев", "Более 500 добровольцев подписали контракт с Министерством обороны и получили оружие.", "ru"),
     ("مؤتمر صحفي", "عقد المتحدث باسم الجيش مؤتمرا صحفيا عرض فيه بقايا الصواريخ التي سقطت منذ عقود.", "ar"),
@@ -227,6 +233,7 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
      "двухлетних консультаций, предусматривает 12 истребителей и запасные части.", "ru"),
     ("ministerial_visit", "Lavrov meets Iran's deputy", "Foreign Minister Sergei Lavrov met Iran's deputy "
      "foreign minister in Moscow.", "en"),
+    ("arms_deal", "Poland orders tanks", "Poland ordered 180 more tanks from South Korea.", "en"),
     ("air_defense_system", "«Пэтриот» на Украине", "Два дивизиона «Пэтриот» сбили ракеты над Киевом.", "ru"),
     # the meeting before "also present" still counts
     ("ministerial_visit", "FM meets counterpart", "The foreign minister met his Jordanian counterpart in Amman. "
