@@ -204,6 +204,10 @@ def _long(lang, *paragraphs):
     ("Шойгу прибыл в Пхеньян", "Секретарь Совбеза Сергей Шойгу прибыл в Пхеньян и провел встречу.", "ru"),
     ("Shoigu in Tehran", "Security Council Secretary Sergei Shoigu met Iranian officials in Tehran.", "en"),
     ("Памяти земляка", "Настоящий патриот, он погиб, когда ракета попала в его дом в Белгороде.", "ru"),
+    # a minister announcing a head of state's visit is not visiting
+    ("Putin to visit India", "Foreign Minister Sergei Lavrov said President Putin's visit to India would be in December.", "en"),
+    ("Визит в Индию", "Министр иностранных дел Сергей Лавров заявил, что визит президента в Индию состоится в декабре.", "ru"),
+    ("زيارة الرئيس", "أعلن وزير الخارجية أن زيارة الرئيس إلى الجزائر ستتم الشهر المقبل.", "ar"),
     # storage and think tanks, "ammunition to critics", gym apparatus, video games
     ("Aramco storage", "Aramco signed a contract to construct crude oil storage tanks at Ras Tanura.", "en"),
     ("Think tanks", "The deal was criticised by several think tanks in Washington.", "en"),
@@ -233,6 +237,9 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
      "двухлетних консультаций, предусматривает 12 истребителей и запасные части.", "ru"),
     ("ministerial_visit", "Lavrov meets Iran's deputy", "Foreign Minister Sergei Lavrov met Iran's deputy "
      "foreign minister in Moscow.", "en"),
+    ("ministerial_visit", "Wang Yi prepares visit", "Foreign Minister Wang Yi arrived in Moscow to prepare a "
+     "state visit by President Xi Jinping.", "en"),
+    ("ministerial_visit", "وزير الخارجية يصل", "وصل وزير الخارجية إلى الجزائر للتحضير لزيارة الرئيس.", "ar"),
     ("arms_deal", "Poland orders tanks", "Poland ordered 180 more tanks from South Korea.", "en"),
     ("air_defense_system", "«Пэтриот» на Украине", "Два дивизиона «Пэтриот» сбили ракеты над Киевом.", "ru"),
     # the meeting before "also present" still counts
