@@ -208,6 +208,8 @@ def _long(lang, *paragraphs):
     ("Putin to visit India", "Foreign Minister Sergei Lavrov said President Putin's visit to India would be in December.", "en"),
     ("Визит в Индию", "Министр иностранных дел Сергей Лавров заявил, что визит президента в Индию состоится в декабре.", "ru"),
     ("زيارة الرئيس", "أعلن وزير الخارجية أن زيارة الرئيس إلى الجزائر ستتم الشهر المقبل.", "ar"),
+    ("IDEX opens", "IDEX opened in Abu Dhabi with 1,500 exhibitors showing tanks, drones and missiles.", "en"),
+    ("وزير الدفاع يرعى حفل تخريج", "رعى وزير الدفاع حفل تخريج دفعة جديدة من الكلية العسكرية، بحضور كبار الضباط.", "ar"),
     # storage and think tanks, "ammunition to critics", gym apparatus, video games
     ("Aramco storage", "Aramco signed a contract to construct crude oil storage tanks at Ras Tanura.", "en"),
     ("Think tanks", "The deal was criticised by several think tanks in Washington.", "en"),
@@ -240,6 +242,10 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
     ("ministerial_visit", "Wang Yi prepares visit", "Foreign Minister Wang Yi arrived in Moscow to prepare a "
      "state visit by President Xi Jinping.", "en"),
     ("ministerial_visit", "وزير الخارجية يصل", "وصل وزير الخارجية إلى الجزائر للتحضير لزيارة الرئيس.", "ar"),
+    ("ministerial_visit", "وزير الدفاع يتفقد الوحدات", "تفقد وزير الدفاع الوحدات المنتشرة على الحدود.", "ar"),
+    ("ministerial_visit", "Белоусов проинспектировал", "Министр обороны Андрей Белоусов проинспектировал группировку.", "ru"),
+    ("arms_deal", "صفقات آيدكس", "أعلن المتحدث باسم معرض آيدكس عن صفقات بقيمة 5 مليارات درهم مع شركات دولية.", "ar"),
+    ("arms_deal", "IDEX deals", "The armed forces announced deals worth 8 billion dirhams on the third day of IDEX.", "en"),
     ("arms_deal", "Poland orders tanks", "Poland ordered 180 more tanks from South Korea.", "en"),
     ("air_defense_system", "«Пэтриот» на Украине", "Два дивизиона «Пэтриот» сбили ракеты над Киевом.", "ru"),
     # the meeting before "also present" still counts
