@@ -246,6 +246,10 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
     ("ministerial_visit", "Белоусов проинспектировал", "Министр обороны Андрей Белоусов проинспектировал группировку.", "ru"),
     ("arms_deal", "صفقات آيدكس", "أعلن المتحدث باسم معرض آيدكس عن صفقات بقيمة 5 مليارات درهم مع شركات دولية.", "ar"),
     ("arms_deal", "IDEX deals", "The armed forces announced deals worth 8 billion dirhams on the third day of IDEX.", "en"),
+    # the vetoes stay narrow: real deals using the same words still fire
+    ("arms_deal", "Ammunition for Kyiv", "Germany will deliver ammunition to Ukraine under a new contract.", "en"),
+    ("arms_deal", "Вертолеты России", "Холдинг заключил контракты на поставку военных и гражданских вертолетов.", "ru"),
+    ("arms_deal", "С-400 для Турции", "Турция получила комплексы С-400 по контракту с Россией.", "ru"),
     ("arms_deal", "Poland orders tanks", "Poland ordered 180 more tanks from South Korea.", "en"),
     ("air_defense_system", "«Пэтриот» на Украине", "Два дивизиона «Пэтриот» сбили ракеты над Киевом.", "ru"),
     # the meeting before "also present" still counts
