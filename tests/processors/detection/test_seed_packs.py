@@ -204,6 +204,8 @@ def _long(lang, *paragraphs):
     ("Шойгу прибыл в Пхеньян", "Секретарь Совбеза Сергей Шойгу прибыл в Пхеньян и провел встречу.", "ru"),
     ("Shoigu in Tehran", "Security Council Secretary Sergei Shoigu met Iranian officials in Tehran.", "en"),
     ("Памяти земляка", "Настоящий патриот, он погиб, когда ракета попала в его дом в Белгороде.", "ru"),
+    ("الرئيس يستقبل وفدا", "استقبل الرئيس وفدا من رجال الأعمال بحضور وزير الخارجية ووزير الاقتصاد.", "ar"),
+    ("Президент принял делегацию", "Президент принял делегацию бизнесменов в присутствии министра иностранных дел.", "ru"),
     # a minister announcing a head of state's visit is not visiting
     ("Putin to visit India", "Foreign Minister Sergei Lavrov said President Putin's visit to India would be in December.", "en"),
     ("Визит в Индию", "Министр иностранных дел Сергей Лавров заявил, что визит президента в Индию состоится в декабре.", "ru"),
@@ -256,6 +258,8 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
     ("ministerial_visit", "FM meets counterpart", "The foreign minister met his Jordanian counterpart in Amman. "
      "Also present were the two ambassadors.", "en"),
     ("ministerial_visit", "وزير الخارجية يلتقي نظيره", "التقى وزير الخارجية نظيره الأردني. حضر اللقاء السفير.", "ar"),
+    ("ministerial_visit", "توقيع اتفاقيات", "وقع الجانبان عدة اتفاقيات بحضور الرئيسين، ثم التقى وزير الخارجية "
+     "نظيره لبحث الملفات الإقليمية.", "ar"),
     # a real S-400 or Patriot story without car or sports giveaways still fires
     ("air_defense_system", "India receives S-400", _long("en", "India received the fourth S-400 regiment.",
                                                          "The delivery completes most of the contract."), "en"),
