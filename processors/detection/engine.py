@@ -9,7 +9,8 @@ Evaluation order, per article:
    S-400s, S-300PMU, HQ-9B). Language-specific spellings count
    only for articles in that language or of unknown language.
 3. Per topic, exclusions go first: an exclusion with `within: N` discards the topic's hits within
-   N words of an exclusion hit in the same field; one without `within` vetoes the topic outright.
+   N words of an exclusion hit in the same field (with `following: true`, only the N words after
+   it); one without `within` vetoes the topic outright.
 4. Rules are tried in order. A rule fires when every `all_of` term, at least one `any_of` term and
    no `none_of` term is found in its `fields`; with `near: N` one hit of each of them must fit in
    a window of N words of one field, with `same_sentence` in one sentence.
@@ -224,7 +225,7 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
             continue
         if exclusion.within is None:
             return None
-        near_veto = _VetoIndex(vetoes, exclusion.within, fields)
+        near_veto = _VetoIndex(vetoes, exclusion.within, fields, following=exclusion.following)
         hits = {t: [h for h in hs if t in exclusion.terms or not near_veto(h)] for t, hs in hits.items()}
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
@@ -258,8 +259,9 @@ def _outermost(hits: Iterable[Hit]) -> list[Hit]:
 class _VetoIndex:
     """Answers "is this hit within N words of (or overlapping) an exclusion hit?" by bisection."""
 
-    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText]):
+    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText], following: bool = False):
         self.within = within
+        self.following = following
         self.fields = fields
         self.by_field: dict[str, tuple[list[int], list[Hit]]] = {}
         for name in {v.field for v in vetoes}:
@@ -276,7 +278,8 @@ class _VetoIndex:
         reach = max(self.within, _OVERLAP_WORDS)
         for index in range(bisect_left(words, position - reach), bisect_right(words, position + reach)):
             veto = vetoes[index]
-            if abs(words[index] - position) <= self.within:
+            distance = position - words[index]
+            if (0 <= distance if self.following else -self.within <= distance) and distance <= self.within:
                 return True
             if veto.start < hit.end and hit.start < veto.end:  # "civil defence" over "defence"
                 return True

@@ -82,10 +82,22 @@ class TermSpec(StrictModel):
 
 
 class ExcludeSpec(StrictModel):
-    """Terms that veto the topic: near one of its hits (`within` words) or anywhere in the article."""
+    """Terms that veto the topic: near one of its hits (`within` words) or anywhere in the article.
+
+    With `following: true` only the hits in the `within` words AFTER the exclusion hit are
+    discarded: "also present were ... the foreign minister" lists people after the phrase, while
+    the real meeting reported just before it must survive.
+    """
 
     terms: tuple[str, ...] = pydantic.Field(min_length=1)
     within: int | None = pydantic.Field(default=None, ge=0, le=1000)
+    following: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _following_needs_within(self) -> "ExcludeSpec":
+        if self.following and self.within is None:
+            raise ValueError("`following: true` needs `within: N` (how many words after the phrase)")
+        return self
 
 
 class RuleSpec(StrictModel):
@@ -167,6 +179,7 @@ class Rule:
 class Exclusion:
     terms: tuple[int, ...]
     within: int | None
+    following: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +422,7 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
             return tuple(out)
 
         exclusions = tuple(
-            Exclusion(refs(ex.terms, base + ("exclude", i, "terms")), ex.within)
+            Exclusion(refs(ex.terms, base + ("exclude", i, "terms")), ex.within, ex.following)
             for i, ex in enumerate(spec.exclude))
         excluded = {t for ex in exclusions for t in ex.terms}
         rules: list[Rule] = []

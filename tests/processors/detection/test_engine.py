@@ -132,10 +132,14 @@ topics:
       football: {en: [striker, transfer fee]}
       car: {en: [Mercedes]}
       sport_news: {en: [Premier League]}
+      listed: {en: [also present]}
     exclude:
       - terms: [football]
         within: 5
       - terms: [sport_news]
+      - terms: [listed]
+        within: 4
+        following: true
     rules:
       - id: phrase
         any_of: [phrase]
@@ -172,6 +176,9 @@ topics:
     ("The striker bought tanks of petrol.", "", set()),  # exclusion within 5 words vetoes the hits
     ("An arms deal was signed. " + "word " * 10 + "A striker scored.", "", {"deal"}),  # exclusion too far
     ("An arms deal, said a Premier League club.", "", set()),  # exclusion without `within`: whole article
+    ("Also present: they bought missiles.", "", set()),  # `following`: hits just after the phrase go
+    ("They bought missiles; also present: envoys.", "", {"deal"}),  # ...but not the hits before it
+    ("Also present: " + "word " * 5 + "they bought missiles.", "", {"deal"}),  # nor those beyond N words
     ("", "Missile test", {"title_only"}),  # field scope: title
     ("Missile test", "", set()),  # field scope: not in text
     ("The minister will visit Cairo.", "", {"sentence"}),
