@@ -17,6 +17,7 @@ from pathlib import Path
 import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
+from alerts.settings import AlertsSettings
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.yamlconf import StrictModel, load_file
 
@@ -26,6 +27,7 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 # Each file newswatch.yaml names is validated by its own stage:
 # key -> "module:function", where function(path) -> list[ConfigProblem].
 FILE_CHECKERS: dict[str, str] = {
+    "subscriptions": "alerts.subscriptions:problems",
 }
 
 
@@ -34,6 +36,7 @@ class AppConfig(StrictModel):
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None
+    alerts: AlertsSettings = AlertsSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:
