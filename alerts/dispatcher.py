@@ -81,10 +81,15 @@ def ensure_topics(bootstrap: str, topics: Topics) -> None:
 
 
 class Dispatcher:
-    """Runs the alerts stage against one broker, one HTTP client and one set of subscriptions."""
+    """Runs the alerts stage against one broker and one set of subscriptions.
+
+    `client_factory()` makes an httpx client; each subscription gets its own, so its connection
+    pool (and keep-alive connections) is never shared with, or starved by, another receiver.
+    """
 
     def __init__(self, *, settings: AlertsSettings, subscriptions: SubscriptionsFile,
-                 endpoints: dict[str, Endpoint], topics: Topics, bootstrap: str, client: httpx.AsyncClient,
+                 endpoints: dict[str, Endpoint], topics: Topics, bootstrap: str,
+                 client_factory: Callable[[], httpx.AsyncClient],
                  metrics: AlertMetrics, clock: Callable[[], datetime] = utc_now,
                  random_unit: Callable[[], float] = random.random):
         self.settings = settings
@@ -93,12 +98,14 @@ class Dispatcher:
         self.endpoints = endpoints
         self.topics = topics
         self.bootstrap = bootstrap
-        self.client = client
+        self.client_factory = client_factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self.metrics = metrics
         self.clock = clock
         self.random_unit = random_unit
         self.group_id = settings.consumer_group or f"{topics.prefix}alerts"
         self.stories: dict[tuple[str, str], noise.StoryState] = {}
+        self._due: set[tuple[str, str]] = set()  # stories with an alert due, so ticks skip the rest
         self.throttles: dict[str, noise.ThrottleState] = {}
         self.pending: dict[str, PendingDelivery] = {}
         self.disabled: dict[str, dict] = {}
@@ -115,8 +122,10 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; pending work stays in Kafka for the next start."""
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.topics)
+        # State records are a few kB each and one partition takes one batch in flight at a time:
+        # with the 16 kB default a burst of 500 alerts needed ~100 sequential round trips.
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                          client_id="newswatch-alerts")
+                                          max_batch_size=512 * 1024, client_id="newswatch-alerts")
         await self._producer.start()
         try:
             await self._restore()
@@ -133,12 +142,16 @@ class Dispatcher:
                     if task is not stopper:
                         task.result()  # a crashed loop is an error, not a silent stop
             finally:
+                log_event(log, logging.INFO, "alerts_stopping", in_flight=len(self.in_flight))
                 for task in (*tasks, stopper):
                     task.cancel()
                 await asyncio.gather(*tasks, stopper, return_exceptions=True)
+                log_event(log, logging.DEBUG, "alerts_loops_stopped")
                 await self._pool.close(grace=self.settings.timeout + 1)
+                log_event(log, logging.DEBUG, "alerts_workers_stopped")
         finally:
             await self._producer.stop()
+            await asyncio.gather(*(client.aclose() for client in self._clients.values()), return_exceptions=True)
 
     async def _restore(self) -> None:
         # auto_offset_reset must be "earliest": the default ("latest") can win the race against
@@ -181,6 +194,17 @@ class Dispatcher:
                   pending=len(self.pending),
                   stories=len(self.stories), disabled=",".join(sorted(self.disabled)) or "-")
 
+    def _set_story(self, key: tuple[str, str], state: noise.StoryState | None) -> None:
+        if state is None:
+            self.stories.pop(key, None)
+            self._due.discard(key)
+            return
+        self.stories[key] = state
+        if state.due_at is not None:
+            self._due.add(key)
+        else:
+            self._due.discard(key)
+
     def _apply_state(self, key: str, value: bytes | None) -> None:
         kind, _, rest = key.partition("/")
         if kind == "pending":
@@ -191,9 +215,9 @@ class Dispatcher:
         elif kind == "story":
             name, _, story = rest.partition("/")
             if value is None:
-                self.stories.pop((name, story), None)
+                self._set_story((name, story), None)
             else:
-                self.stories[(name, story)] = noise.StoryState.model_validate_json(value)
+                self._set_story((name, story), noise.StoryState.model_validate_json(value))
         elif kind == "throttle":
             if value is None:
                 self.throttles.pop(rest, None)
@@ -217,11 +241,12 @@ class Dispatcher:
             raw = value.model_dump_json(by_alias=True).encode("utf-8")
         self._unflushed.append((key.encode("utf-8"), raw))
 
-    async def _flush(self) -> None:
-        """Send the queued writes in order and wait until the broker acknowledged all (acks=all)."""
+    async def _flush(self, wait: bool = True) -> None:
+        """Send the queued writes in order; with `wait`, return once the broker acknowledged all (acks=all)."""
         writes, self._unflushed = self._unflushed, []
         acks = [await self._producer.send(state_topic(self.topics), key=key, value=raw) for key, raw in writes]
-        await asyncio.gather(*acks)
+        if wait:
+            await asyncio.gather(*acks)
 
     async def _dead_letter(self, pending: PendingDelivery, reason: str, now: datetime) -> None:
         letter = AlertDeadLetter.from_pending(pending, reason, now)
@@ -282,7 +307,7 @@ class Dispatcher:
             key = (sub.name, match.story_id)
             state, reason = noise.observe(self.stories.get(key), sub.name, match, decision.topics, now,
                                           sub.grouping or self.settings.grouping)
-            self.stories[key] = state
+            self._set_story(key, state)
             self._write(f"story/{sub.name}/{match.story_id}", state)
             self.metrics.decisions.labels(sub.name, reason).inc()
             log_event(log, logging.DEBUG, "story_observed", subscription=sub.name, story_id=match.story_id,
@@ -302,15 +327,18 @@ class Dispatcher:
             self._wake.clear()
 
     def _sleep_for(self, now: datetime) -> float:
-        times = [s.due_at for s in self.stories.values() if s.due_at is not None]
+        times = [self.stories[key].due_at for key in self._due]
         times += [p.next_attempt_at for i, p in self.pending.items() if i not in self.in_flight]
         if not times:
             return MAX_TICK
         return min(MAX_TICK, max(0.0, (min(times) - now).total_seconds()))
 
     async def _tick(self, now: datetime) -> None:
-        for key, state in list(self.stories.items()):
-            if state.is_due(now) and key[0] not in self.disabled:
+        for key in list(self._due):
+            state = self.stories[key]
+            # A disabled subscription's due alerts still become deliveries: they are dead-lettered
+            # below as "subscription_disabled", so `replay` can send them once the URL is fixed.
+            if state.is_due(now):
                 self._release_story(key, state, now)
         for name, throttle in list(self.throttles.items()):
             if throttle.held and name in self.subscriptions and name not in self.disabled:
@@ -333,7 +361,7 @@ class Dispatcher:
     def _release_story(self, key: tuple[str, str], state: noise.StoryState, now: datetime) -> None:
         sub = self.subscriptions.get(key[0])
         if sub is None:  # removed from the config: forget it
-            del self.stories[key]
+            self._set_story(key, None)
             self._write(f"story/{key[0]}/{key[1]}", None)
             return
         throttle = self.throttles.get(sub.name) or noise.ThrottleState(subscription=sub.name)
@@ -360,7 +388,7 @@ class Dispatcher:
             self.throttles[sub.name] = throttle
             self._write(f"throttle/{sub.name}", throttle)
         released = noise.release(state, now)
-        self.stories[key] = released
+        self._set_story(key, released)
         self._write(f"story/{key[0]}/{key[1]}", released)
 
     def _release_digest(self, sub: Subscription, throttle: noise.ThrottleState, now: datetime) -> None:
@@ -387,7 +415,7 @@ class Dispatcher:
         self._last_sweep = now
         for key, state in list(self.stories.items()):
             if noise.is_stale(state, now, STORY_RETENTION):
-                del self.stories[key]
+                self._set_story(key, None)
                 self._write(f"story/{key[0]}/{key[1]}", None)
 
     async def _deliver(self, pending: PendingDelivery) -> None:
@@ -395,7 +423,8 @@ class Dispatcher:
         name = pending.subscription
         try:
             try:
-                result = await attempt(self.client, pending, self.subscriptions[name], self.endpoints[name],
+                client = self._clients.get(name) or self._clients.setdefault(name, self.client_factory())
+                result = await attempt(client, pending, self.subscriptions[name], self.endpoints[name],
                                        self.clock(), self.settings.timeout)
             except Exception as exc:  # a body we cannot render or sign would fail forever: park it
                 log_event(log, logging.ERROR, "delivery_failed_internally", subscription=name,
@@ -432,8 +461,12 @@ class Dispatcher:
                 await self._dead_letter(step.pending, step.reason, now)
             else:
                 await self._dead_letter(step.pending, step.reason, now)
-            await self._flush()
+            # Not waiting for the ack keeps a subscription's queue moving; if this record were lost
+            # in a crash, the older one would only cause an early retry or a duplicate with the same
+            # webhook-id (at-least-once), never a lost alert. The producer keeps the order.
+            await self._flush(wait=False)
         finally:
             self.in_flight.discard(pending.id)
             self.metrics.retries_pending.set(len(self.pending))
-            self._wake.set()
+            if pending.id in self.pending:  # rescheduled: the ticker may have to wake sooner
+                self._wake.set()

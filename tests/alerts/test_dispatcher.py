@@ -127,7 +127,7 @@ async def test_throttle_holds_the_excess_and_sends_one_digest_when_the_hour_allo
             await asyncio.to_thread(produce, kafka_bootstrap, topics.matches, stories)
             await async_wait_until(lambda: _decisions(run).get(("desk", "throttled")) == 3, 30,
                                    "three of five stories held by the throttle")
-            assert len(receiver.accepted()) == 2
+            await async_wait_until(lambda: len(receiver.accepted()) == 2, 30, "the two admitted alerts")
             clock.advance(3600)
             run.dispatcher._wake.set()
             await async_wait_until(lambda: len(receiver.accepted()) == 3, 30, "the digest after the hour")
