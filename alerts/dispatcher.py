@@ -105,7 +105,8 @@ class Dispatcher:
         self.random_unit = random_unit
         self.group_id = settings.consumer_group or f"{topics.prefix}alerts"
         self.stories: dict[tuple[str, str], noise.StoryState] = {}
-        self._due: set[tuple[str, str]] = set()  # stories with an alert due, so ticks skip the rest
+        # Stories with an alert due (a dict as an insertion-ordered set), so ticks skip the rest.
+        self._due: dict[tuple[str, str], None] = {}
         self.throttles: dict[str, noise.ThrottleState] = {}
         self.pending: dict[str, PendingDelivery] = {}
         self.disabled: dict[str, dict] = {}
@@ -113,6 +114,7 @@ class Dispatcher:
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._unflushed: list[tuple[bytes, bytes | None]] = []
+        self._unacked: list[asyncio.Future] = []
         self._producer: AIOKafkaProducer | None = None
         self._pool: DeliveryPool | None = None
         self._last_sweep = datetime.min.replace(tzinfo=timezone.utc)
@@ -150,6 +152,9 @@ class Dispatcher:
                 await self._pool.close(grace=self.settings.timeout + 1)
                 log_event(log, logging.DEBUG, "alerts_workers_stopped")
         finally:
+            for result in await asyncio.gather(*self._unacked, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log_event(log, logging.ERROR, "state_write_failed", error=type(result).__name__)
             await self._producer.stop()
             await asyncio.gather(*(client.aclose() for client in self._clients.values()), return_exceptions=True)
 
@@ -197,13 +202,13 @@ class Dispatcher:
     def _set_story(self, key: tuple[str, str], state: noise.StoryState | None) -> None:
         if state is None:
             self.stories.pop(key, None)
-            self._due.discard(key)
+            self._due.pop(key, None)
             return
         self.stories[key] = state
         if state.due_at is not None:
-            self._due.add(key)
+            self._due[key] = None
         else:
-            self._due.discard(key)
+            self._due.pop(key, None)
 
     def _apply_state(self, key: str, value: bytes | None) -> None:
         kind, _, rest = key.partition("/")
@@ -247,6 +252,8 @@ class Dispatcher:
         acks = [await self._producer.send(state_topic(self.topics), key=key, value=raw) for key, raw in writes]
         if wait:
             await asyncio.gather(*acks)
+        else:  # awaited at shutdown, so a failed write is reported rather than dropped
+            self._unacked = [ack for ack in self._unacked if not ack.done()] + acks
 
     async def _dead_letter(self, pending: PendingDelivery, reason: str, now: datetime) -> None:
         letter = AlertDeadLetter.from_pending(pending, reason, now)
@@ -334,7 +341,8 @@ class Dispatcher:
         return min(MAX_TICK, max(0.0, (min(times) - now).total_seconds()))
 
     async def _tick(self, now: datetime) -> None:
-        for key in list(self._due):
+        # Oldest first (then arrival order), so a throttle admits the stories that came first.
+        for key in sorted(self._due, key=lambda k: self.stories[k].due_at):
             state = self.stories[key]
             # A disabled subscription's due alerts still become deliveries: they are dead-lettered
             # below as "subscription_disabled", so `replay` can send them once the URL is fixed.
