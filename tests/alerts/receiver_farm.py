@@ -35,8 +35,8 @@ async def serve(status: int | None, records: list, ports: list) -> asyncio.Abstr
                     await asyncio.Event().wait()  # hang: never answer
                 writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client went away, or the farm is shutting down
         finally:
             writer.close()
 

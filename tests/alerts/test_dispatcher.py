@@ -163,3 +163,37 @@ async def test_410_disables_the_subscription_and_4xx_go_to_the_dlq(kafka_bootstr
     finally:
         gone.close()
         bad.close()
+
+
+async def test_bad_match_records_go_to_the_dead_letter_topic_with_a_reason(kafka_bootstrap, topic_prefix):
+    topics = Topics(topic_prefix)
+    receiver = Receiver()
+    subs, endpoints = wire({"desk": receiver})
+    future = match(story_id="good-after").to_json_dict() | {"schema": "newswatch.match/v99"}
+    try:
+        async with running_dispatcher(kafka_bootstrap, topics, FAST, SubscriptionsFile(subscriptions=subs),
+                                      endpoints) as run:
+            await asyncio.to_thread(_produce_raw, kafka_bootstrap, topics.matches,
+                                    [b"not json {", json.dumps(future).encode(), match(story_id="good").encode()])
+            await async_wait_until(lambda: receiver.accepted(), 30, "the good record after the bad ones is delivered")
+            letters = await asyncio.to_thread(read_records, kafka_bootstrap, topics.articles_dlq, min_count=2)
+            assert run.dispatcher.metrics.bad_records._value.get() == 2
+        reasons = [json.loads(r.value) for r in letters]
+        assert [(d["stage"], d["offset"]) for d in reasons] == [("alerts", 0), ("alerts", 1)]
+        assert reasons[0]["error"].startswith("not JSON") and "v99" in reasons[1]["error"]
+        assert reasons[0]["value"] == "not json {"
+        assert [r.json()["story_id"] for r in receiver.accepted()] == ["good"]
+    finally:
+        receiver.close()
+
+
+def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from kafka import KafkaProducer
+    from tests.support.kafka import create_topics
+
+    create_topics(bootstrap, topic)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in values:
+        producer.send(topic, key=b"k", value=value)
+    producer.flush()
+    producer.close()
