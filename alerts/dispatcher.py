@@ -34,8 +34,8 @@ from alerts.records import AlertDeadLetter, PendingDelivery
 from alerts.route import route
 from alerts.settings import AlertsSettings
 from alerts.signing import delivery_id
-from alerts.subscriptions import Endpoint, Subscription, SubscriptionsFile
-from newswatch.errors import BrokerError, SchemaError
+from alerts.subscriptions import Endpoint, Silence, Subscription, SubscriptionsFile
+from newswatch.errors import BrokerError, ConfigError, SchemaError
 from newswatch.kafka_settings import Topics
 from newswatch.logs import log_event
 from newswatch.schemas import DeadLetter, Match, decode
@@ -44,6 +44,7 @@ log = logging.getLogger("newswatch.alerts")
 
 STORY_RETENTION = timedelta(days=3)  # a story quiet this long is forgotten (a new article starts afresh)
 MAX_TICK = 1.0
+SILENCE_POLL = timedelta(seconds=2)
 
 
 def utc_now() -> datetime:
@@ -91,10 +92,13 @@ class Dispatcher:
                  endpoints: dict[str, Endpoint], topics: Topics, bootstrap: str,
                  client_factory: Callable[[], httpx.AsyncClient],
                  metrics: AlertMetrics, clock: Callable[[], datetime] = utc_now,
-                 random_unit: Callable[[], float] = random.random):
+                 random_unit: Callable[[], float] = random.random,
+                 poll_silences: Callable[[], tuple[Silence, ...] | None] | None = None):
         self.settings = settings
         self.subscriptions = {s.name: s for s in subscriptions.subscriptions}
         self.silences = subscriptions.silences
+        self.poll_silences = poll_silences  # returns new silences when they changed (None: unchanged)
+        self._silences_checked = datetime.min.replace(tzinfo=timezone.utc)
         self.endpoints = endpoints
         self.topics = topics
         self.bootstrap = bootstrap
@@ -340,7 +344,21 @@ class Dispatcher:
             return MAX_TICK
         return min(MAX_TICK, max(0.0, (min(times) - now).total_seconds()))
 
+    def _reload_silences(self, now: datetime) -> None:
+        if self.poll_silences is None or now - self._silences_checked < SILENCE_POLL:
+            return
+        self._silences_checked = now
+        try:
+            silences = self.poll_silences()
+        except ConfigError as exc:
+            log_event(log, logging.ERROR, "silences_not_reloaded", error=str(exc).splitlines()[0])
+            return
+        if silences is not None:
+            self.silences = silences
+            log_event(log, logging.INFO, "silences_reloaded", active=sum(1 for s in silences if s.active(now)))
+
     async def _tick(self, now: datetime) -> None:
+        self._reload_silences(now)
         # Oldest first (then arrival order), so a throttle admits the stories that came first.
         for key in sorted(self._due, key=lambda k: self.stories[k].due_at):
             state = self.stories[key]

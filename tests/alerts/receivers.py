@@ -129,11 +129,14 @@ class Running:
 
 @asynccontextmanager
 async def running_dispatcher(bootstrap: str, topics: Topics, settings: AlertsSettings,
-                             subscriptions: SubscriptionsFile, endpoints: dict[str, Endpoint], clock=None):
+                             subscriptions: SubscriptionsFile, endpoints: dict[str, Endpoint], clock=None,
+                             poll_silences=None):
     """The real Dispatcher on the real broker, in this event loop, stopped cleanly on exit."""
     registry = CollectorRegistry()
     stop = asyncio.Event()
     kwargs = {"clock": clock} if clock is not None else {}
+    if poll_silences is not None:
+        kwargs["poll_silences"] = poll_silences
     dispatcher = Dispatcher(settings=settings, subscriptions=subscriptions, endpoints=endpoints, topics=topics,
                             bootstrap=bootstrap,
                             client_factory=partial(http_client, settings, httpx.create_ssl_context()),

@@ -197,3 +197,27 @@ def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
         producer.send(topic, key=b"k", value=value)
     producer.flush()
     producer.close()
+
+
+async def test_a_silence_added_while_running_applies_without_a_restart(kafka_bootstrap, topic_prefix, tmp_path):
+    from alerts.silences import SilenceWatcher, add_silence
+
+    topics = Topics(topic_prefix)
+    receiver = Receiver()
+    subs, endpoints = wire({"desk": receiver})
+    path = tmp_path / "subscriptions.yaml"
+    path.write_text(f"subscriptions:\n  - name: desk\n    url: {receiver.url}\n    secret_env: S\n", encoding="utf-8")
+    try:
+        async with running_dispatcher(kafka_bootstrap, topics, FAST, SubscriptionsFile(subscriptions=subs), endpoints,
+                                      poll_silences=SilenceWatcher(path).poll) as run:
+            await asyncio.to_thread(produce, kafka_bootstrap, topics.matches, [match(story_id="before")])
+            await async_wait_until(lambda: receiver.accepted(), 30, "the first story")
+            add_silence(path, Silence(matchers={"topic": "s400"}, expires_at=T0 + timedelta(days=3650)))
+            await async_wait_until(lambda: run.dispatcher.silences, 30, "the dispatcher reloads the silences")
+            await asyncio.to_thread(produce, kafka_bootstrap, topics.matches,
+                                    [match(story_id="after"), match(story_id="other", topics=(hit("patriot"),))])
+            await async_wait_until(lambda: len(receiver.accepted()) == 2, 30, "the unsilenced story")
+            assert _decisions(run)[("desk", "silenced")] == 1
+        assert [r.json()["story_id"] for r in receiver.accepted()] == ["before", "other"]
+    finally:
+        receiver.close()
