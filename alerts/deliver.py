@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -21,14 +21,13 @@ import httpx
 import pydantic
 
 from alerts import formats, retry
-from alerts.payload import DigestPayload, WebhookBody
+from alerts.payload import WebhookBody
 from alerts.records import PendingDelivery
 from alerts.settings import AlertsSettings
 from alerts.signing import sign_headers, signing_key
 from alerts.subscriptions import Endpoint, Subscription
 from newswatch import __version__
 from newswatch.netguard import AddressRefused
-from newswatch.schemas import AlertPayload
 from newswatch.secrets import redact
 
 USER_AGENT = f"newswatch/{__version__} (webhook)"

@@ -16,7 +16,6 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from alerts.subscriptions import Silence, load_subscriptions, load_subscriptions_text
-from newswatch.errors import ConfigError
 
 
 def add_silence(path: Path, silence: Silence) -> None:
