@@ -375,8 +375,11 @@ class Dispatcher:
         for pending in sorted(self.pending.values(), key=lambda p: p.next_attempt_at):
             if pending.id in self.in_flight or pending.next_attempt_at > now:
                 continue
-            if pending.subscription in self.disabled or pending.subscription not in self.subscriptions:
-                reason = "subscription_disabled" if pending.subscription in self.disabled else "subscription_removed"
+            name = pending.subscription
+            if name in self.disabled or name not in self.endpoints:
+                # Kept replayable rather than waiting forever for a receiver that is not there.
+                reason = ("subscription_disabled" if name in self.disabled else
+                          "subscription_removed" if name not in self.subscriptions else "subscription_not_enabled")
                 await self._dead_letter(pending, reason, now)
                 continue
             self.in_flight.add(pending.id)
