@@ -74,7 +74,15 @@ def _error_kind(exc: Exception) -> str:
 
 def _describe(exc: Exception, endpoint: Endpoint) -> str:
     """Exception text without the URL or any secret (httpx messages may quote the URL)."""
-    text = redact(str(exc).replace(endpoint.url.reveal(), "<url>"), endpoint.all_secrets())
+    url = endpoint.url.reveal()
+    text = str(exc).replace(url, "<url>")
+    parts = urlsplit(url)
+    # Messages may quote only the path or the query (where tokens live): scrub those too.
+    for piece in (f"{parts.path}?{parts.query}" if parts.query else "", parts.query,
+                  parts.path if len(parts.path) > 1 else ""):
+        if piece:
+            text = text.replace(piece, "<url>")
+    text = redact(text, endpoint.all_secrets())
     return f"{type(exc).__name__}: {text}"[:300]
 
 
