@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pydantic
 
+from alerts.settings import AlertsSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.yamlconf import StrictModel, load_file
@@ -30,6 +31,7 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 FILE_CHECKERS: dict[str, str] = {
     "watchlists": "processors.detection.watchlist:problems",
     "feeds": "ingest.feeds_config:problems",
+    "subscriptions": "alerts.subscriptions:problems",
 }
 
 
@@ -39,6 +41,7 @@ class AppConfig(StrictModel):
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None
+    alerts: AlertsSettings = AlertsSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:
