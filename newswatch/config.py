@@ -19,6 +19,7 @@ import pydantic
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.yamlconf import StrictModel, load_file
+from processors.settings import ProcessSettings
 
 CONFIG_FILENAME = "newswatch.yaml"
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
@@ -34,6 +35,7 @@ class AppConfig(StrictModel):
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None
+    process: ProcessSettings = ProcessSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:
