@@ -27,6 +27,7 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 # Each file newswatch.yaml names is validated by its own stage:
 # key -> "module:function", where function(path) -> list[ConfigProblem].
 FILE_CHECKERS: dict[str, str] = {
+    "watchlists": "processors.detection.watchlist:problems",
 }
 
 

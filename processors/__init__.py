@@ -1,2 +1,1 @@
-"""The processor stage: reads articles from Kafka, detects watched topics, groups near-duplicate
-stories and writes Match records (faust-streaming worker, `newswatch process`)."""
+"""Processors: the stage between `newswatch.articles` and `newswatch.matches`."""
