@@ -250,3 +250,29 @@ def test_worker_exits_cleanly_on_sigint_and_sighup_forces_a_reload(
     assert worker.proc.poll() is None, "SIGHUP must not stop the worker"
     assert worker.stop(signal.SIGINT) == 0
     assert "processor_stopped" in worker.log()
+
+
+def test_expired_dedup_entries_and_stories_are_deleted_from_the_changelog_and_stay_deleted_after_restart(
+        tmp_path, kafka_bootstrap, topic_prefix, worker_factory):
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topics.articles)
+    config = write_config(tmp_path, topic_prefix, SEED_WATCHLISTS, dedup_retention="1s", story_window="1s")
+    first = worker_factory(config)
+    produce(kafka_bootstrap, topics.articles, article_records([article("early", *EDITS[0])]))
+    read_records(kafka_bootstrap, topics.matches, min_count=1, timeout=90)
+    time.sleep(1.5)  # let the entries age past the 1 s retention (wall clock, as in production)
+    produce(kafka_bootstrap, topics.articles, article_records([article("later", *SAME_TOPIC_OTHER_STORY)]))
+    read_records(kafka_bootstrap, topics.matches, min_count=2, timeout=30)
+    assert first.stop() == 0
+
+    changelog = read_all(kafka_bootstrap, f"{topic_prefix}processor-processed-changelog")
+    assert [(json.loads(r.key), r.value) for r in changelog if r.value is None] == [("early", None)]
+    stories = read_all(kafka_bootstrap, f"{topic_prefix}processor-stories-changelog")
+    assert any(r.value is None for r in stories), "the closed story was deleted"
+
+    # After a restart the forgotten article id is matched again: its entry was really deleted.
+    second = worker_factory(config)
+    produce(kafka_bootstrap, topics.articles, article_records([article("early", *EDITS[0])]))
+    out = read_records(kafka_bootstrap, topics.matches, min_count=3, timeout=90, settle=1)
+    assert sorted(decode(r.value, Match).id for r in out) == ["early", "early", "later"]
+    assert "Traceback" not in second.log()
