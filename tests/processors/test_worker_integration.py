@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
 from newswatch.broker.local import free_port
 from newswatch.kafka_settings import Topics
@@ -258,9 +259,14 @@ def test_expired_dedup_entries_and_stories_are_deleted_from_the_changelog_and_st
     create_topics(kafka_bootstrap, topics.articles)
     config = write_config(tmp_path, topic_prefix, SEED_WATCHLISTS, dedup_retention="1s", story_window="1s")
     first = worker_factory(config)
-    produce(kafka_bootstrap, topics.articles, article_records([article("early", *EDITS[0])]))
+    # "early" entered Kafka ten seconds ago (its record timestamp), so it is past the 1 s retention
+    # as soon as it has been matched; "later" is fresh and must be kept.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    early = article("early", *EDITS[0])
+    producer.send(topics.articles, key=b"early", value=early.encode(), timestamp_ms=int(time.time() * 1000) - 10_000)
+    producer.flush()
+    producer.close()
     read_records(kafka_bootstrap, topics.matches, min_count=1, timeout=90)
-    time.sleep(1.5)  # let the entries age past the 1 s retention (wall clock, as in production)
     produce(kafka_bootstrap, topics.articles, article_records([article("later", *SAME_TOPIC_OTHER_STORY)]))
     read_records(kafka_bootstrap, topics.matches, min_count=2, timeout=30)
     assert first.stop() == 0
