@@ -27,6 +27,8 @@ STAGE_COMMANDS: dict[str, str] = {
     "feeds": "ingest.cli:feeds",
     "alerts": "alerts.cli:alerts",
     "sink": "alerts.sink:sink",
+    "process": "processors.cli:process",
+    "backtest": "processors.cli:backtest",
 }
 
 

@@ -4,6 +4,7 @@
     feeds:            feeds file (ingest)
     watchlists:       folder of topic packs (processors)
     subscriptions:    subscriptions file (alerts)
+    ingest, process, alerts:  each stage's own settings (docs/<stage>.md)
 
 Relative paths are resolved against the folder of newswatch.yaml. `collect_problems()`
 validates the top-level file and every file it names, and returns all problems found.
@@ -17,11 +18,11 @@ from pathlib import Path
 import pydantic
 
 from alerts.settings import AlertsSettings
+from ingest.settings import IngestSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.yamlconf import StrictModel, load_file
-
-from ingest.settings import IngestSettings
+from processors.settings import ProcessSettings
 
 CONFIG_FILENAME = "newswatch.yaml"
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
@@ -37,10 +38,11 @@ FILE_CHECKERS: dict[str, str] = {
 
 class AppConfig(StrictModel):
     kafka: KafkaSettings = KafkaSettings()
-    ingest: IngestSettings = IngestSettings()
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None
+    ingest: IngestSettings = IngestSettings()
+    process: ProcessSettings = ProcessSettings()
     alerts: AlertsSettings = AlertsSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
