@@ -54,8 +54,13 @@ def test_bad_values_name_the_line(body, line, needle):
 def test_the_commented_example_in_the_seed_config_is_valid_and_shows_the_defaults():
     from newswatch.config import SEEDS_DIR
 
-    text = (SEEDS_DIR / "newswatch.yaml").read_text()
-    block = [line[2:] for line in text.splitlines() if line.startswith("# process:") or line.startswith("#   ")]
+    lines = (SEEDS_DIR / "newswatch.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# process:"))
+    block = [lines[start][2:]]
+    for line in lines[start + 1:]:  # the block is the indented comment lines right after its header
+        if not line.startswith("#   "):
+            break
+        block.append(line[2:])
     config = load_text("\n".join(line.split("  #")[0] for line in block) + "\n", AppConfig, "example")
     assert config.process == ProcessSettings()
     assert set(ProcessSettings.model_fields) == {line.split(":")[0].strip() for line in block[1:]}
