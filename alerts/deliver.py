@@ -27,6 +27,7 @@ from alerts.settings import AlertsSettings
 from alerts.signing import sign_headers, signing_key
 from alerts.subscriptions import Endpoint, Subscription
 from newswatch import __version__
+from newswatch.http_headers import parse_retry_after
 from newswatch.netguard import AddressRefused
 from newswatch.secrets import redact
 
@@ -129,7 +130,7 @@ def after_attempt(pending: PendingDelivery, result: AttemptResult, now: datetime
         return Transition(classified.verdict, classified.reason, booked)
     when = retry.next_attempt_at(booked.attempts, now, settings.retry_schedule, jitter=settings.retry_jitter,
                                  random_unit=random_unit,
-                                 retry_after=retry.parse_retry_after(result.retry_after, now),
+                                 retry_after=parse_retry_after(result.retry_after, now),
                                  max_retry_after=settings.max_retry_after)
     if when is None:
         return Transition("dead", "retries_exhausted", booked)

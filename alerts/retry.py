@@ -11,8 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 Verdict = Literal["delivered", "retry", "disable", "dead"]
@@ -41,22 +40,6 @@ def classify(status: int | None, error: str | None = None) -> Classification:
     if status in (408, 429) or status >= 500:
         return Classification("retry", reason)
     return Classification("dead", reason)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a `Retry-After` header asks us to wait (delta-seconds or HTTP date); None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
 
 
 def next_attempt_at(attempts_made: int, now: datetime, schedule: tuple[float, ...], *, jitter: float = 0.0,

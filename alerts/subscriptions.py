@@ -20,7 +20,7 @@ from alerts.settings import GroupingSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.schemas import UtcDatetime
 from newswatch.secrets import Secret, secret_from_env
-from newswatch.yamlconf import StrictModel, parse_yaml, problems_from_validation, position_of
+from newswatch.yamlconf import StrictModel, parse_yaml, position_of, problems_from_validation, read_config_text
 
 # Severities the processors emit, weakest first; `min_severity` compares by this order.
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -187,14 +187,7 @@ def _cross_checks(parsed: SubscriptionsFile, source: str, positions) -> list[Con
 
 def load_subscriptions(path: str | Path) -> SubscriptionsFile:
     """Read and validate a subscriptions file (ConfigError with file:line:column on any problem)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError.single(str(path), "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError.single(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return load_subscriptions_text(text, str(path))
+    return load_subscriptions_text(read_config_text(path), str(path))
 
 
 def problems(path: str | Path) -> list[ConfigProblem]:

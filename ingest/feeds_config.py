@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
-from newswatch.yamlconf import StrictModel, parse_yaml, position_of, validate
+from newswatch.yamlconf import StrictModel, parse_yaml, position_of, read_config_text, validate
 
 DEFAULT_INTERVAL_S = 300.0
 _LANG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
@@ -98,16 +98,7 @@ def load_feeds_text(text: str, source: str = "<string>") -> FeedsFile:
 
 def load_feeds(path: str | Path) -> FeedsFile:
     """Read and validate a feeds file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError.single(str(path), "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError.single(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError.single(str(path), f"cannot read: {exc.strerror}") from None
-    return load_feeds_text(text, str(path))
+    return load_feeds_text(read_config_text(path), str(path))
 
 
 def problems(path: str | Path) -> list[ConfigProblem]:

@@ -14,13 +14,13 @@ import re
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
 
 from newswatch.errors import NewswatchError
+from newswatch.http_headers import parse_retry_after
 from newswatch.logs import safe_url
 from newswatch.netguard import AddressRefused
 
@@ -108,22 +108,6 @@ class FetchResponse:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Retry-After (RFC 9110): delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
 
 
 def parse_max_age(value: str | None) -> float | None:

@@ -125,15 +125,19 @@ def load_text(text: str, model: type[M], source: str = "<string>", context: dict
     return validate(data, model, source, positions, context)
 
 
-def load_file(path: str | Path, model: type[M], context: dict | None = None) -> M:
-    """Read a YAML file and validate it into `model`."""
+def read_config_text(path: str | Path) -> str:
+    """A config file's text, or a ConfigError naming the file: missing, unreadable or not UTF-8."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError.single(str(path), "file not found") from None
     except UnicodeDecodeError as exc:
         raise ConfigError.single(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError.single(str(path), f"cannot read: {exc.strerror}") from None
-    return load_text(text, model, str(path), context)
+
+
+def load_file(path: str | Path, model: type[M], context: dict | None = None) -> M:
+    """Read a YAML file and validate it into `model`."""
+    return load_text(read_config_text(path), model, str(path), context)

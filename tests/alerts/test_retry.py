@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from alerts.retry import classify, next_attempt_at, parse_retry_after
+from alerts.retry import classify, next_attempt_at
+from newswatch.http_headers import parse_retry_after
 from alerts.settings import DEFAULT_RETRY_SCHEDULE
 from tests.alerts.factories import T0
 

@@ -8,19 +8,14 @@ NEWSWATCH_TEST_OUTAGE_S seconds (default 30, as the acceptance asks; lower it fo
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import socket
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from newswatch.broker import local
 from newswatch.broker.local import LocalBroker, free_port
-from newswatch.errors import BrokerError
 from newswatch.kafka_settings import Topics
 
 from ingest.feeds_config import FeedConfig
@@ -43,42 +38,18 @@ def bulk_feed(index: int, count: int) -> bytes:
     return rss2(f"bulk {index}", lang, entries(texts, f"http://bulk{index}.test/n", f"tag:bulk{index},"))
 
 
-def port_is_free_for_a_listener(port: int, host: str = local.HOST) -> bool:
-    """Like local.port_is_free, but with SO_REUSEADDR as the JVM's listener uses: the old broker's
-    closed connections linger in TIME_WAIT for a minute and do not stop a new listener."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture
-def own_broker(kafka_bootstrap, monkeypatch):  # kafka_bootstrap: only to share its skip/fail policy when Java is missing
-    monkeypatch.setattr(local, "port_is_free", port_is_free_for_a_listener)
+def own_broker(kafka_bootstrap):  # kafka_bootstrap: only to share its skip/fail policy when Java is missing
     data_dir = Path(tempfile.mkdtemp(prefix="newswatch-outage-kafka-"))
     broker = LocalBroker(data_dir=data_dir, port=free_port(), controller_port=free_port(), heap_mb=512)
-    # newswatch.broker.local.new_cluster_id() can draw an id starting with "-", which kafka-storage
-    # then reads as an option (about 1 start in 64); fix the id up front so this test is not flaky.
-    (data_dir / "broker.json").write_text(json.dumps({"cluster_id": "nwOutageTestCluster0Aw"}))
     yield broker
     broker.stop(timeout=30)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def start_broker(broker: LocalBroker, timeout: float = 120) -> str:
-    """Start, retrying while the old listener's port is still held by the kernel after a stop."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status, _ = broker.start(timeout=timeout)
-            return status.bootstrap
-        except BrokerError as exc:
-            if "already in use" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    status, _ = broker.start(timeout=timeout)
+    return status.bootstrap
 
 
 async def test_broker_down_at_start_and_mid_run_loses_nothing_and_duplicates_nothing(feed_server, tmp_path,

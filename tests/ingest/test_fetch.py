@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from ingest.fetch import (FetchError, FetchLimits, FetchResponse, Validators, fetch_feed, parse_max_age,
-                          parse_retry_after)
+from ingest.fetch import FetchError, FetchLimits, FetchResponse, Validators, fetch_feed, parse_max_age
+from newswatch.http_headers import parse_retry_after
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 LIMITS = FetchLimits(max_body_bytes=1024 * 1024, deadline_s=5, max_redirects=3, user_agent="test-agent")

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer

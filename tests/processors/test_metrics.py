@@ -1,7 +1,6 @@
 """Metrics: lag arithmetic and what one batch adds to the counters."""
 
 from collections import Counter
-from datetime import datetime, timezone
 
 import pytest
 from prometheus_client import CollectorRegistry
