@@ -61,23 +61,30 @@ class Hit:
 class FieldText:
     """A normalised field, with word and sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences", "_separators")
+    __slots__ = ("name", "norm", "_sentences", "_separators", "_words")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
         self.norm = norm
         self._sentences: list[int] | None = None
         self._separators: list[int] | None = None
+        self._words: dict[int, int] = {}  # exclusions and rules ask for the same hits' words again and again
 
     def word(self, pos: int) -> int:
         """The index of the word at `pos` (words are separated by one space or a line break)."""
+        index = self._words.get(pos)
+        if index is not None:
+            return index
         text = self.norm.text
         if len(text) <= _SHORT_TEXT:
             # Counting in C beats building an index for the few lookups a news article needs.
-            return text.count(" ", 0, pos) + text.count("\n", 0, pos)
-        if self._separators is None:
-            self._separators = [m.start() for m in _SEPARATOR.finditer(text)]
-        return bisect_left(self._separators, pos)
+            index = text.count(" ", 0, pos) + text.count("\n", 0, pos)
+        else:
+            if self._separators is None:
+                self._separators = [m.start() for m in _SEPARATOR.finditer(text)]
+            index = bisect_left(self._separators, pos)
+        self._words[pos] = index
+        return index
 
     def sentence(self, pos: int) -> int:
         if self._sentences is None:
@@ -99,31 +106,40 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
     found: dict[tuple[int, int], Hit] = {}
     automaton = watchlist.automaton
     if automaton is not None and len(automaton):
-        for last, (length, check_left, check_right, entries) in automaton.iter(text):
+        for last, (length, check_left, check_right, entries, tails) in automaton.iter(text):
             start = last - length + 1
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
-            for term, term_lang, wildcard, proclitics, tail, letter_suffix in entries:
+            word_end = end
+            if right_word:
+                while word_end < size and text[word_end].isalnum():
+                    word_end += 1
+            for term, term_lang, wildcard, proclitics, letter_suffix in entries:
                 if term_lang is not None and lang is not None and term_lang != lang:
                     continue
                 if left_word and not (proclitics and _proclitic_before(text, start)):
                     continue
-                hit_end = end
-                if right_word:
-                    if not (wildcard or (letter_suffix and text[end].isalpha())):
-                        continue
-                    while hit_end < size and text[hit_end].isalnum():
-                        hit_end += 1
-                if tail:
-                    hit_end = _match_tail(text, hit_end, tail)
-                    if hit_end < 0:
-                        continue
+                if right_word and not (wildcard or (letter_suffix and text[end].isalpha())):
+                    continue
                 key = (term, start)
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
                 previous = found.get(key)
-                if previous is None or previous.end < hit_end:
-                    found[key] = Hit(term, field.name, start, hit_end)
+                if previous is None or previous.end < word_end:
+                    found[key] = Hit(term, field.name, start, word_end)
+            for wildcard, trie in tails:
+                if right_word and not wildcard:
+                    continue
+                for terminals, hit_end in _walk_tail(text, word_end, trie, size, []):
+                    for term, term_lang, proclitics in terminals:
+                        if term_lang is not None and lang is not None and term_lang != lang:
+                            continue
+                        if left_word and not (proclitics and _proclitic_before(text, start)):
+                            continue
+                        key = (term, start)
+                        previous = found.get(key)
+                        if previous is None or previous.end < hit_end:
+                            found[key] = Hit(term, field.name, start, hit_end)
     for regex in watchlist.regexes:
         for match in regex.pattern.finditer(text):
             start, end = match.span()
@@ -148,22 +164,28 @@ def _drop_nested(hits) -> list[Hit]:
     return kept
 
 
-def _match_tail(text: str, pos: int, tail: tuple[tuple[str, bool], ...]) -> int:
-    """Match the words after a phrase's first word ("обороны" in "министр* обороны").
+def _walk_tail(text: str, pos: int, node: tuple, size: int, out: list) -> list:
+    """Match the words after a key against its tail trie ("обороны" in "министр* обороны").
 
-    Returns the end of the phrase, or -1 when the words that follow differ.
+    Appends (terminals, end) for every spelling whose following words are all there, each
+    preceded by one space; a wildcard word takes the rest of its word. Returns `out`.
     """
-    size = len(text)
-    for stem, wildcard in tail:
-        if pos >= size or text[pos] != " " or not text.startswith(stem, pos + 1):
-            return -1
-        pos += 1 + len(stem)
+    terminals, children = node
+    if terminals:
+        out.append((terminals, pos))
+    if pos >= size or text[pos] != " ":
+        return out
+    for stem, wildcard, child in children:
+        if not text.startswith(stem, pos + 1):
+            continue
+        after = pos + 1 + len(stem)
         if wildcard:
-            while pos < size and text[pos].isalnum():
-                pos += 1
-        elif pos < size and text[pos].isalnum():
-            return -1
-    return pos
+            while after < size and text[after].isalnum():
+                after += 1
+        elif after < size and text[after].isalnum():
+            continue
+        _walk_tail(text, after, child, size, out)
+    return out
 
 
 def _proclitic_before(text: str, start: int) -> bool:
@@ -257,31 +279,36 @@ def _outermost(hits: Iterable[Hit]) -> list[Hit]:
 
 
 class _VetoIndex:
-    """Answers "is this hit within N words of (or overlapping) an exclusion hit?" by bisection."""
+    """Answers "is this hit within N words of (or overlapping) an exclusion hit?".
+
+    Per field, the word positions the exclusion covers are one set, so most hits cost one
+    lookup; the character overlap ("civil defence" over "defence") is checked against the few
+    vetoes that start near enough to overlap.
+    """
+
+    __slots__ = ("fields", "by_field")
 
     def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText], following: bool = False):
-        self.within = within
-        self.following = following
         self.fields = fields
-        self.by_field: dict[str, tuple[list[int], list[Hit]]] = {}
-        for name in {v.field for v in vetoes}:
-            field = fields[name]
-            ordered = sorted(((field.word(v.start), v) for v in vetoes if v.field == name), key=lambda t: t[0])
-            self.by_field[name] = ([w for w, _ in ordered], [v for _, v in ordered])
+        self.by_field: dict[str, tuple[set[int], list[tuple[int, int, int]]]] = {}
+        behind = 0 if following else within
+        for veto in vetoes:
+            word = fields[veto.field].word(veto.start)
+            covered, spans = self.by_field.setdefault(veto.field, (set(), []))
+            covered.update(range(word - behind, word + within + 1))
+            spans.append((word, veto.start, veto.end))
 
     def __call__(self, hit: Hit) -> bool:
         entry = self.by_field.get(hit.field)
         if entry is None:
             return False
-        words, vetoes = entry
+        covered, spans = entry
         position = self.fields[hit.field].word(hit.start)
-        reach = max(self.within, _OVERLAP_WORDS)
-        for index in range(bisect_left(words, position - reach), bisect_right(words, position + reach)):
-            veto = vetoes[index]
-            distance = position - words[index]
-            if (0 <= distance if self.following else -self.within <= distance) and distance <= self.within:
-                return True
-            if veto.start < hit.end and hit.start < veto.end:  # "civil defence" over "defence"
+        if position in covered:
+            return True
+        start, end = hit.start, hit.end
+        for word, veto_start, veto_end in spans:
+            if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
                 return True
         return False
 
