@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from newswatch.schemas import Evidence, TopicHit
 from processors.detection.normalize import Normalized, normalize
@@ -48,9 +47,8 @@ _EVIDENCE_CAP = 4 * MAX_EVIDENCE  # hits a rule collects before it stops looking
 _OVERLAP_WORDS = 12  # an exclusion phrase can overlap a hit that starts this many words away
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One term found in one field, in normalised coordinates."""
+class Hit(NamedTuple):
+    """One term found in one field, in normalised coordinates (a tuple: articles make many)."""
 
     term: int
     field: str
@@ -214,8 +212,8 @@ def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText]
         fields[name] = field
         for hit in _scan(field, watchlist, lang):
             by_term.setdefault(hit.term, []).append(hit)
-    for hits in by_term.values():
-        hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
+    # Each term's hits are already in (field, start) order: fields are scanned in FIELDS order
+    # and _scan returns each term's hits by start.
     return fields, by_term
 
 
@@ -241,6 +239,10 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
 def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
                     by_term: dict[int, list[Hit]]) -> TopicHit | None:
     hits = {t: by_term[t] for t in topic.terms if t in by_term}
+    # Exclusions only take hits away, so a topic none of whose rules has its terms even before
+    # them cannot fire ("Tor" with no weapon word): skip the exclusion work, the costly part.
+    if not any(_could_fire(rule, hits) for rule in topic.rules):
+        return None
     for exclusion in topic.exclusions:
         vetoes = [h for t in exclusion.terms for h in hits.get(t, ())]
         if not vetoes:
@@ -311,6 +313,15 @@ class _VetoIndex:
             if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
                 return True
         return False
+
+
+def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
+    """False when `rule` lacks an `all_of` or `any_of` term in its fields whatever the exclusions do."""
+    scope = rule.fields
+    for term in rule.all_of:
+        if not any(h.field in scope for h in hits.get(term, ())):
+            return False
+    return not rule.any_of or any(h.field in scope for term in rule.any_of for h in hits.get(term, ()))
 
 
 def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
