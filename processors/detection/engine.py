@@ -104,11 +104,13 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
     found: dict[tuple[int, int], Hit] = {}
     automaton = watchlist.automaton
     if automaton is not None and len(automaton):
-        for last, (length, check_left, check_right, entries, tails) in automaton.iter(text):
+        for last, (length, check_left, check_right, glued_left, glued_right, entries, tails) in automaton.iter(text):
             start = last - length + 1
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
+            if (left_word and not glued_left) or (right_word and not glued_right):
+                continue  # inside a longer word ("tor" in "torpedo", "тор" in "торговля")
             word_end = end
             if right_word:
                 while word_end < size and text[word_end].isalnum():

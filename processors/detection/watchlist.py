@@ -233,7 +233,8 @@ class Watchlist:
 def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
     """The Aho-Corasick automaton over every normalised spelling.
 
-    Each key's value is (length, check_left, check_right, entries, tails). `entries` are the
+    Each key's value is (length, check_left, check_right, glued_left, glued_right, entries,
+    tails); `glued_*` say whether any spelling may have letters attached. `entries` are the
     single-key spellings as plain tuples (term, lang, wildcard, proclitics, letter_suffix): the
     scan loop runs once per candidate, so it reads tuples rather than attributes. `tails` holds
     the spellings that go on after the key ("глав* российск* МИД*") as (wildcard, trie) pairs
@@ -245,7 +246,11 @@ def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
         plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.letter_suffix) for e in entries if not e.tail)
         tails = tuple((wildcard, _tail_trie([e for e in entries if e.tail and e.wildcard == wildcard]))
                       for wildcard in (False, True) if any(e.tail and e.wildcard == wildcard for e in entries))
-        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain, tails))
+        # A candidate glued to a letter is dropped at once unless some spelling allows it.
+        glued_left = any(e.proclitics for e in entries)
+        glued_right = any(e.wildcard or e.letter_suffix for e in entries)
+        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), glued_left, glued_right,
+                                 plain, tails))
     if len(automaton):
         automaton.make_automaton()
     return automaton
