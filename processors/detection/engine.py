@@ -21,7 +21,7 @@ Evaluation order, per article:
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from typing import Any, Iterable, NamedTuple
 
 from newswatch.schemas import Evidence, TopicHit
@@ -41,8 +41,6 @@ _PROCLITICS = frozenset(
 _PROCLITICS = _PROCLITICS - {""}
 _MAX_PROCLITIC = max(len(p) for p in _PROCLITICS)
 _SENTENCE_END = re.compile(r"[.!?؟؛…]+(?=\s)|\n")
-_SEPARATOR = re.compile(r"[ \n]")
-_SHORT_TEXT = 8192  # characters; longer fields get a word index so lookups stay logarithmic
 _EVIDENCE_CAP = 4 * MAX_EVIDENCE  # hits a rule collects before it stops looking for more
 _OVERLAP_WORDS = 12  # an exclusion phrase can overlap a hit that starts this many words away
 
@@ -54,35 +52,18 @@ class Hit(NamedTuple):
     field: str
     start: int
     end: int
+    word: int  # index of the word it starts in
 
 
 class FieldText:
-    """A normalised field, with word and sentence positions computed only when a rule asks."""
+    """A normalised field, with sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences", "_separators", "_words")
+    __slots__ = ("name", "norm", "_sentences")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
         self.norm = norm
         self._sentences: list[int] | None = None
-        self._separators: list[int] | None = None
-        self._words: dict[int, int] = {}  # exclusions and rules ask for the same hits' words again and again
-
-    def word(self, pos: int) -> int:
-        """The index of the word at `pos` (words are separated by one space or a line break)."""
-        index = self._words.get(pos)
-        if index is not None:
-            return index
-        text = self.norm.text
-        if len(text) <= _SHORT_TEXT:
-            # Counting in C beats building an index for the few lookups a news article needs.
-            index = text.count(" ", 0, pos) + text.count("\n", 0, pos)
-        else:
-            if self._separators is None:
-                self._separators = [m.start() for m in _SEPARATOR.finditer(text)]
-            index = bisect_left(self._separators, pos)
-        self._words[pos] = index
-        return index
 
     def sentence(self, pos: int) -> int:
         if self._sentences is None:
@@ -101,7 +82,7 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
     """Every term occurrence in one field that passes the boundary and language checks."""
     text = field.norm.text
     size = len(text)
-    found: dict[tuple[int, int], Hit] = {}
+    found: dict[tuple[int, int], int] = {}  # (term, start) -> end of the longest spelling there
     automaton = watchlist.automaton
     if automaton is not None and len(automaton):
         for last, (length, check_left, check_right, glued_left, glued_right, entries, tails) in automaton.iter(text):
@@ -124,9 +105,8 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
                     continue
                 key = (term, start)
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
-                previous = found.get(key)
-                if previous is None or previous.end < word_end:
-                    found[key] = Hit(term, field.name, start, word_end)
+                if found.get(key, -1) < word_end:
+                    found[key] = word_end
             for wildcard, trie in tails:
                 if right_word and not wildcard:
                     continue
@@ -137,9 +117,8 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
                         if left_word and not (proclitics and _proclitic_before(text, start)):
                             continue
                         key = (term, start)
-                        previous = found.get(key)
-                        if previous is None or previous.end < hit_end:
-                            found[key] = Hit(term, field.name, start, hit_end)
+                        if found.get(key, -1) < hit_end:
+                            found[key] = hit_end
     for regex in watchlist.regexes:
         for match in regex.pattern.finditer(text):
             start, end = match.span()
@@ -149,19 +128,28 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
                     (end < size and text[end].isalnum() and text[end - 1].isalnum()):
                 continue
             key = (regex.term, start)
-            if key not in found or found[key].end < end:
-                found[key] = Hit(regex.term, field.name, start, end)
-    return _drop_nested(found.values())
-
-
-def _drop_nested(hits) -> list[Hit]:
-    """Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي")."""
-    kept: list[Hit] = []
-    for hit in sorted(hits, key=lambda h: (h.term, h.start, -h.end)):
-        if kept and kept[-1].term == hit.term and hit.end <= kept[-1].end:
+            if found.get(key, -1) < end:
+                found[key] = end
+    if not found:
+        return []
+    # Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي");
+    # (term, start) keys are unique, so sorting them gives each term's hits by start.
+    kept: list[tuple[int, int, int]] = []
+    last_term = last_end = -1
+    for (term, start), end in sorted(found.items()):
+        if term == last_term and end <= last_end:
             continue
-        kept.append(hit)
-    return kept
+        kept.append((term, start, end))
+        last_term, last_end = term, end
+    # Word positions for every hit at once, counting separators between consecutive starts.
+    words: dict[int, int] = {}
+    count = previous = 0
+    for start in sorted({start for _, start, _ in kept}):
+        count += text.count(" ", previous, start) + text.count("\n", previous, start)
+        words[start] = count
+        previous = start
+    name = field.name
+    return [Hit(term, name, start, end, words[start]) for term, start, end in kept]
 
 
 def _walk_tail(text: str, pos: int, node: tuple, size: int, out: list) -> list:
@@ -251,7 +239,7 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
             continue
         if exclusion.within is None:
             return None
-        near_veto = _VetoIndex(vetoes, exclusion.within, fields, following=exclusion.following)
+        near_veto = _VetoIndex(vetoes, exclusion.within, following=exclusion.following)
         hits = {t: [h for h in hs if t in exclusion.terms or not near_veto(h)] for t, hs in hits.items()}
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
@@ -290,14 +278,13 @@ class _VetoIndex:
     vetoes that start near enough to overlap.
     """
 
-    __slots__ = ("fields", "by_field")
+    __slots__ = ("by_field",)
 
-    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText], following: bool = False):
-        self.fields = fields
+    def __init__(self, vetoes: list[Hit], within: int, following: bool = False):
         self.by_field: dict[str, tuple[set[int], list[tuple[int, int, int]]]] = {}
         behind = 0 if following else within
         for veto in vetoes:
-            word = fields[veto.field].word(veto.start)
+            word = veto.word
             covered, spans = self.by_field.setdefault(veto.field, (set(), []))
             covered.update(range(word - behind, word + within + 1))
             spans.append((word, veto.start, veto.end))
@@ -307,7 +294,7 @@ class _VetoIndex:
         if entry is None:
             return False
         covered, spans = entry
-        position = self.fields[hit.field].word(hit.start)
+        position = hit.word
         if position in covered:
             return True
         start, end = hit.start, hit.end
@@ -348,7 +335,7 @@ def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, Fie
             return []
         slots.append(found)
     if rule.near is not None:
-        return _window(slots, fields, lambda f, h: f.word(h.start), rule.near)
+        return _window(slots, fields, lambda f, h: h.word, rule.near)
     if rule.same_sentence:
         return _window(slots, fields, lambda f, h: f.sentence(h.start), 0)
     return [h for slot in slots for h in slot][:_EVIDENCE_CAP]
