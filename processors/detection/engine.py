@@ -240,7 +240,7 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
         if exclusion.within is None:
             return None
         near_veto = _VetoIndex(vetoes, exclusion.within, following=exclusion.following)
-        hits = {t: [h for h in hs if t in exclusion.terms or not near_veto(h)] for t, hs in hits.items()}
+        hits = {t: hs if t in exclusion.terms else near_veto.keep(hs) for t, hs in hits.items()}
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
         evidence = _evaluate_rule(rule, hits, fields)
@@ -289,19 +289,26 @@ class _VetoIndex:
             covered.update(range(word - behind, word + within + 1))
             spans.append((word, veto.start, veto.end))
 
-    def __call__(self, hit: Hit) -> bool:
-        entry = self.by_field.get(hit.field)
-        if entry is None:
-            return False
-        covered, spans = entry
-        position = hit.word
-        if position in covered:
-            return True
-        start, end = hit.start, hit.end
-        for word, veto_start, veto_end in spans:
-            if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
-                return True
-        return False
+    def keep(self, hits: list[Hit]) -> list[Hit]:
+        """The hits that are neither within the window of nor overlapping an exclusion hit."""
+        by_field = self.by_field
+        kept = []
+        for hit in hits:
+            entry = by_field.get(hit.field)
+            if entry is not None:
+                covered, spans = entry
+                position = hit.word
+                if position in covered:
+                    continue
+                start, end = hit.start, hit.end
+                for word, veto_start, veto_end in spans:
+                    if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
+                        break
+                else:
+                    kept.append(hit)
+                continue
+            kept.append(hit)
+        return kept
 
 
 def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
