@@ -21,7 +21,7 @@ Evaluation order, per article:
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import Any, Iterable, NamedTuple
 
 from newswatch.schemas import Evidence, TopicHit
@@ -281,13 +281,17 @@ class _VetoIndex:
     __slots__ = ("by_field",)
 
     def __init__(self, vetoes: list[Hit], within: int, following: bool = False):
-        self.by_field: dict[str, tuple[set[int], list[tuple[int, int, int]]]] = {}
+        # field -> (covered word positions, veto word positions sorted, (word, start, end) alike)
+        self.by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
         behind = 0 if following else within
         for veto in vetoes:
             word = veto.word
-            covered, spans = self.by_field.setdefault(veto.field, (set(), []))
+            covered, _, spans = self.by_field.setdefault(veto.field, (set(), [], []))
             covered.update(range(word - behind, word + within + 1))
             spans.append((word, veto.start, veto.end))
+        for _, words, spans in self.by_field.values():
+            spans.sort()
+            words.extend(word for word, _, _ in spans)
 
     def keep(self, hits: list[Hit]) -> list[Hit]:
         """The hits that are neither within the window of nor overlapping an exclusion hit."""
@@ -296,13 +300,16 @@ class _VetoIndex:
         for hit in hits:
             entry = by_field.get(hit.field)
             if entry is not None:
-                covered, spans = entry
+                covered, words, spans = entry
                 position = hit.word
                 if position in covered:
                     continue
                 start, end = hit.start, hit.end
-                for word, veto_start, veto_end in spans:
-                    if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
+                # Only vetoes a few words away can overlap: bisect, so long articles stay linear.
+                for index in range(bisect_left(words, position - _OVERLAP_WORDS),
+                                   bisect_right(words, position + _OVERLAP_WORDS)):
+                    _, veto_start, veto_end = spans[index]
+                    if veto_start < end and start < veto_end:
                         break
                 else:
                     kept.append(hit)
