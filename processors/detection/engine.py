@@ -285,13 +285,16 @@ class _VetoIndex:
         self.by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
         behind = 0 if following else within
         for veto in vetoes:
-            word = veto.word
-            covered, _, spans = self.by_field.setdefault(veto.field, (set(), [], []))
-            covered.update(range(word - behind, word + within + 1))
-            spans.append((word, veto.start, veto.end))
-        for _, words, spans in self.by_field.values():
+            self.by_field.setdefault(veto.field, (set(), [], []))[2].append((veto.word, veto.start, veto.end))
+        for covered, words, spans in self.by_field.values():
             spans.sort()
             words.extend(word for word, _, _ in spans)
+            # Each word once, however wide the windows (`within` may be 1,000) and many the vetoes.
+            done = -1 << 62
+            for word in words:
+                first = max(word - behind, done + 1)
+                done = word + within
+                covered.update(range(first, done + 1))
 
     def keep(self, hits: list[Hit]) -> list[Hit]:
         """The hits that are neither within the window of nor overlapping an exclusion hit."""
