@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from newswatch.schemas import Evidence, TopicHit
 from processors.detection.normalize import Normalized, normalize
@@ -42,42 +41,29 @@ _PROCLITICS = frozenset(
 _PROCLITICS = _PROCLITICS - {""}
 _MAX_PROCLITIC = max(len(p) for p in _PROCLITICS)
 _SENTENCE_END = re.compile(r"[.!?؟؛…]+(?=\s)|\n")
-_SEPARATOR = re.compile(r"[ \n]")
-_SHORT_TEXT = 8192  # characters; longer fields get a word index so lookups stay logarithmic
 _EVIDENCE_CAP = 4 * MAX_EVIDENCE  # hits a rule collects before it stops looking for more
 _OVERLAP_WORDS = 12  # an exclusion phrase can overlap a hit that starts this many words away
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One term found in one field, in normalised coordinates."""
+class Hit(NamedTuple):
+    """One term found in one field, in normalised coordinates (a tuple: articles make many)."""
 
     term: int
     field: str
     start: int
     end: int
+    word: int  # index of the word it starts in
 
 
 class FieldText:
-    """A normalised field, with word and sentence positions computed only when a rule asks."""
+    """A normalised field, with sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences", "_separators")
+    __slots__ = ("name", "norm", "_sentences")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
         self.norm = norm
         self._sentences: list[int] | None = None
-        self._separators: list[int] | None = None
-
-    def word(self, pos: int) -> int:
-        """The index of the word at `pos` (words are separated by one space or a line break)."""
-        text = self.norm.text
-        if len(text) <= _SHORT_TEXT:
-            # Counting in C beats building an index for the few lookups a news article needs.
-            return text.count(" ", 0, pos) + text.count("\n", 0, pos)
-        if self._separators is None:
-            self._separators = [m.start() for m in _SEPARATOR.finditer(text)]
-        return bisect_left(self._separators, pos)
 
     def sentence(self, pos: int) -> int:
         if self._sentences is None:
@@ -96,34 +82,43 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
     """Every term occurrence in one field that passes the boundary and language checks."""
     text = field.norm.text
     size = len(text)
-    found: dict[tuple[int, int], Hit] = {}
+    found: dict[tuple[int, int], int] = {}  # (term, start) -> end of the longest spelling there
     automaton = watchlist.automaton
     if automaton is not None and len(automaton):
-        for last, (length, check_left, check_right, entries) in automaton.iter(text):
+        for last, (length, check_left, check_right, glued_left, glued_right, entries, tails) in automaton.iter(text):
             start = last - length + 1
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
-            for term, term_lang, wildcard, proclitics, tail, letter_suffix in entries:
+            if (left_word and not glued_left) or (right_word and not glued_right):
+                continue  # inside a longer word ("tor" in "torpedo", "тор" in "торговля")
+            word_end = end
+            if right_word:
+                while word_end < size and text[word_end].isalnum():
+                    word_end += 1
+            for term, term_lang, wildcard, proclitics, letter_suffix in entries:
                 if term_lang is not None and lang is not None and term_lang != lang:
                     continue
                 if left_word and not (proclitics and _proclitic_before(text, start)):
                     continue
-                hit_end = end
-                if right_word:
-                    if not (wildcard or (letter_suffix and text[end].isalpha())):
-                        continue
-                    while hit_end < size and text[hit_end].isalnum():
-                        hit_end += 1
-                if tail:
-                    hit_end = _match_tail(text, hit_end, tail)
-                    if hit_end < 0:
-                        continue
+                if right_word and not (wildcard or (letter_suffix and text[end].isalpha())):
+                    continue
                 key = (term, start)
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
-                previous = found.get(key)
-                if previous is None or previous.end < hit_end:
-                    found[key] = Hit(term, field.name, start, hit_end)
+                if found.get(key, -1) < word_end:
+                    found[key] = word_end
+            for wildcard, trie in tails:
+                if right_word and not wildcard:
+                    continue
+                for terminals, hit_end in _walk_tail(text, word_end, trie, size, []):
+                    for term, term_lang, proclitics in terminals:
+                        if term_lang is not None and lang is not None and term_lang != lang:
+                            continue
+                        if left_word and not (proclitics and _proclitic_before(text, start)):
+                            continue
+                        key = (term, start)
+                        if found.get(key, -1) < hit_end:
+                            found[key] = hit_end
     for regex in watchlist.regexes:
         for match in regex.pattern.finditer(text):
             start, end = match.span()
@@ -133,37 +128,52 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
                     (end < size and text[end].isalnum() and text[end - 1].isalnum()):
                 continue
             key = (regex.term, start)
-            if key not in found or found[key].end < end:
-                found[key] = Hit(regex.term, field.name, start, end)
-    return _drop_nested(found.values())
-
-
-def _drop_nested(hits) -> list[Hit]:
-    """Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي")."""
-    kept: list[Hit] = []
-    for hit in sorted(hits, key=lambda h: (h.term, h.start, -h.end)):
-        if kept and kept[-1].term == hit.term and hit.end <= kept[-1].end:
+            if found.get(key, -1) < end:
+                found[key] = end
+    if not found:
+        return []
+    # Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي");
+    # (term, start) keys are unique, so sorting them gives each term's hits by start.
+    kept: list[tuple[int, int, int]] = []
+    last_term = last_end = -1
+    for (term, start), end in sorted(found.items()):
+        if term == last_term and end <= last_end:
             continue
-        kept.append(hit)
-    return kept
+        kept.append((term, start, end))
+        last_term, last_end = term, end
+    # Word positions for every hit at once, counting separators between consecutive starts.
+    words: dict[int, int] = {}
+    count = previous = 0
+    for start in sorted({start for _, start, _ in kept}):
+        count += text.count(" ", previous, start) + text.count("\n", previous, start)
+        words[start] = count
+        previous = start
+    name = field.name
+    return [Hit(term, name, start, end, words[start]) for term, start, end in kept]
 
 
-def _match_tail(text: str, pos: int, tail: tuple[tuple[str, bool], ...]) -> int:
-    """Match the words after a phrase's first word ("обороны" in "министр* обороны").
+def _walk_tail(text: str, pos: int, node: tuple, size: int, out: list) -> list:
+    """Match the words after a key against its tail trie ("обороны" in "министр* обороны").
 
-    Returns the end of the phrase, or -1 when the words that follow differ.
+    Appends (terminals, end) for every spelling whose following words are all there, each
+    preceded by one space; a wildcard word takes the rest of its word. Returns `out`.
     """
-    size = len(text)
-    for stem, wildcard in tail:
-        if pos >= size or text[pos] != " " or not text.startswith(stem, pos + 1):
-            return -1
-        pos += 1 + len(stem)
+    terminals, children = node
+    if terminals:
+        out.append((terminals, pos))
+    if pos >= size or text[pos] != " ":
+        return out
+    for stem, wildcard, child in children:
+        if not text.startswith(stem, pos + 1):
+            continue
+        after = pos + 1 + len(stem)
         if wildcard:
-            while pos < size and text[pos].isalnum():
-                pos += 1
-        elif pos < size and text[pos].isalnum():
-            return -1
-    return pos
+            while after < size and text[after].isalnum():
+                after += 1
+        elif after < size and text[after].isalnum():
+            continue
+        _walk_tail(text, after, child, size, out)
+    return out
 
 
 def _proclitic_before(text: str, start: int) -> bool:
@@ -192,8 +202,8 @@ def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText]
         fields[name] = field
         for hit in _scan(field, watchlist, lang):
             by_term.setdefault(hit.term, []).append(hit)
-    for hits in by_term.values():
-        hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
+    # Each term's hits are already in (field, start) order: fields are scanned in FIELDS order
+    # and _scan returns each term's hits by start.
     return fields, by_term
 
 
@@ -219,14 +229,18 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
 def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
                     by_term: dict[int, list[Hit]]) -> TopicHit | None:
     hits = {t: by_term[t] for t in topic.terms if t in by_term}
+    # Exclusions only take hits away, so a topic none of whose rules has its terms even before
+    # them cannot fire ("Tor" with no weapon word): skip the exclusion work, the costly part.
+    if not any(_could_fire(rule, hits) for rule in topic.rules):
+        return None
     for exclusion in topic.exclusions:
         vetoes = [h for t in exclusion.terms for h in hits.get(t, ())]
         if not vetoes:
             continue
         if exclusion.within is None:
             return None
-        near_veto = _VetoIndex(vetoes, exclusion.within, fields, following=exclusion.following)
-        hits = {t: [h for h in hs if t in exclusion.terms or not near_veto(h)] for t, hs in hits.items()}
+        near_veto = _VetoIndex(vetoes, exclusion.within, following=exclusion.following)
+        hits = {t: hs if t in exclusion.terms else near_veto.keep(hs) for t, hs in hits.items()}
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
         evidence = _evaluate_rule(rule, hits, fields)
@@ -257,33 +271,66 @@ def _outermost(hits: Iterable[Hit]) -> list[Hit]:
 
 
 class _VetoIndex:
-    """Answers "is this hit within N words of (or overlapping) an exclusion hit?" by bisection."""
+    """Answers "is this hit within N words of (or overlapping) an exclusion hit?".
 
-    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText], following: bool = False):
-        self.within = within
-        self.following = following
-        self.fields = fields
-        self.by_field: dict[str, tuple[list[int], list[Hit]]] = {}
-        for name in {v.field for v in vetoes}:
-            field = fields[name]
-            ordered = sorted(((field.word(v.start), v) for v in vetoes if v.field == name), key=lambda t: t[0])
-            self.by_field[name] = ([w for w, _ in ordered], [v for _, v in ordered])
+    Per field, the word positions the exclusion covers are one set, so most hits cost one
+    lookup; the character overlap ("civil defence" over "defence") is checked against the few
+    vetoes that start near enough to overlap.
+    """
 
-    def __call__(self, hit: Hit) -> bool:
-        entry = self.by_field.get(hit.field)
-        if entry is None:
+    __slots__ = ("by_field",)
+
+    def __init__(self, vetoes: list[Hit], within: int, following: bool = False):
+        # field -> (covered word positions, veto word positions sorted, (word, start, end) alike)
+        self.by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
+        behind = 0 if following else within
+        for veto in vetoes:
+            self.by_field.setdefault(veto.field, (set(), [], []))[2].append((veto.word, veto.start, veto.end))
+        for covered, words, spans in self.by_field.values():
+            spans.sort()
+            words.extend(word for word, _, _ in spans)
+            # Each word once, however wide the windows (`within` may be 1,000) and many the vetoes.
+            done = -1 << 62
+            for word in words:
+                first = max(word - behind, done + 1)
+                done = word + within
+                covered.update(range(first, done + 1))
+
+    def keep(self, hits: list[Hit]) -> list[Hit]:
+        """The hits that are neither within the window of nor overlapping an exclusion hit."""
+        by_field = self.by_field
+        kept = []
+        for hit in hits:
+            entry = by_field.get(hit.field)
+            if entry is not None:
+                covered, words, spans = entry
+                position = hit.word
+                if position in covered:
+                    continue
+                start, end = hit.start, hit.end
+                # Only vetoes a few words away can overlap: bisect, so long articles stay linear.
+                if len(spans) <= 4:
+                    near = spans  # news articles: one to four vetoes, a plain loop is cheaper
+                else:
+                    near = spans[bisect_left(words, position - _OVERLAP_WORDS):
+                                 bisect_right(words, position + _OVERLAP_WORDS)]
+                for word, veto_start, veto_end in near:
+                    if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
+                        break
+                else:
+                    kept.append(hit)
+                continue
+            kept.append(hit)
+        return kept
+
+
+def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
+    """False when `rule` lacks an `all_of` or `any_of` term in its fields whatever the exclusions do."""
+    scope = rule.fields
+    for term in rule.all_of:
+        if not any(h.field in scope for h in hits.get(term, ())):
             return False
-        words, vetoes = entry
-        position = self.fields[hit.field].word(hit.start)
-        reach = max(self.within, _OVERLAP_WORDS)
-        for index in range(bisect_left(words, position - reach), bisect_right(words, position + reach)):
-            veto = vetoes[index]
-            distance = position - words[index]
-            if (0 <= distance if self.following else -self.within <= distance) and distance <= self.within:
-                return True
-            if veto.start < hit.end and hit.start < veto.end:  # "civil defence" over "defence"
-                return True
-        return False
+    return not rule.any_of or any(h.field in scope for term in rule.any_of for h in hits.get(term, ()))
 
 
 def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
@@ -308,7 +355,7 @@ def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, Fie
             return []
         slots.append(found)
     if rule.near is not None:
-        return _window(slots, fields, lambda f, h: f.word(h.start), rule.near)
+        return _window(slots, fields, lambda f, h: h.word, rule.near)
     if rule.same_sentence:
         return _window(slots, fields, lambda f, h: f.sentence(h.start), 0)
     return [h for slot in slots for h in slot][:_EVIDENCE_CAP]

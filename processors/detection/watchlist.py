@@ -233,17 +233,42 @@ class Watchlist:
 def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
     """The Aho-Corasick automaton over every normalised spelling.
 
-    Each key's value is (length, check_left, check_right, entries) with entries as plain
-    tuples (term, lang, wildcard, proclitics, tail, letter_suffix): the scan loop runs once per candidate, so it
-    reads tuples rather than attributes.
+    Each key's value is (length, check_left, check_right, glued_left, glued_right, entries,
+    tails); `glued_*` say whether any spelling may have letters attached. `entries` are the
+    single-key spellings as plain tuples (term, lang, wildcard, proclitics, letter_suffix): the
+    scan loop runs once per candidate, so it reads tuples rather than attributes. `tails` holds
+    the spellings that go on after the key ("глав* российск* МИД*") as (wildcard, trie) pairs
+    (see `_tail_trie`), so a common first word costs one check per distinct next word, not one
+    per spelling.
     """
     automaton = ahocorasick.Automaton()
     for key, entries in keys.items():
-        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.tail, e.letter_suffix) for e in entries)
-        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain))
+        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.letter_suffix) for e in entries if not e.tail)
+        tails = tuple((wildcard, _tail_trie([e for e in entries if e.tail and e.wildcard == wildcard]))
+                      for wildcard in (False, True) if any(e.tail and e.wildcard == wildcard for e in entries))
+        # A candidate glued to a letter is dropped at once unless some spelling allows it.
+        glued_left = any(e.proclitics for e in entries)
+        glued_right = any(e.wildcard or e.letter_suffix for e in entries)
+        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), glued_left, glued_right,
+                                 plain, tails))
     if len(automaton):
         automaton.make_automaton()
     return automaton
+
+
+def _tail_trie(entries: list[KeyEntry], depth: int = 0) -> tuple:
+    """The words after a key as a trie: node = (terminals, children).
+
+    `terminals` are (term, lang, proclitics) of the spellings that end at this node; `children`
+    are (stem, wildcard, node) for the next word. Spellings sharing words share the checks.
+    """
+    terminals = tuple((e.term, e.lang, e.proclitics) for e in entries if len(e.tail) == depth)
+    groups: dict[tuple[str, bool], list[KeyEntry]] = {}
+    for entry in entries:
+        if len(entry.tail) > depth:
+            groups.setdefault(entry.tail[depth], []).append(entry)
+    children = tuple((stem, wildcard, _tail_trie(group, depth + 1)) for (stem, wildcard), group in groups.items())
+    return terminals, children
 
 
 # --- safe regexes ------------------------------------------------------------------------------
@@ -476,12 +501,17 @@ _ARABIC = re.compile(r"[\u0600-\u06ff]")
 def _key_entries(variant: str, term_id: int, lang: str | None):
     """Automaton keys for one spelling: its normalised form, code variants, Arabic ال-ل contraction.
 
-    A spelling with a wildcard before its last word puts its first word in the automaton and
-    the other words in the entry's `tail`, which the scan checks word by word.
+    A spelling with a wildcard before its last word puts its words up to that wildcard in the
+    automaton and the other words in the entry's `tail`, which the scan checks word by word.
     """
     words = _term_words(variant)
-    if any(wildcard for _, wildcard in words[:-1]):
-        (stem, wildcard), tail = words[0], tuple(words[1:])
+    first_word = words[0][0]
+    wildcards = [i for i, (_, wildcard) in enumerate(words[:-1]) if wildcard]
+    if wildcards:
+        # The literal words up to the first wildcard go into the automaton ("в состав" of
+        # "в состав* делегаци* вошл*"), so a short first word is not a candidate everywhere.
+        split = wildcards[0] + 1
+        stem, wildcard, tail = " ".join(word for word, _ in words[:split]), True, tuple(words[split:])
         forms = [stem]
     else:
         wildcard = words[-1][1]
@@ -490,7 +520,7 @@ def _key_entries(variant: str, term_id: int, lang: str | None):
         forms = list(code_variants(stem))
     arabic = bool(_ARABIC.match(stem))
     entry = KeyEntry(term_id, lang, wildcard, arabic, tail, letter_suffix=not wildcard and not tail and is_code(stem))
-    if arabic and stem.startswith("ال") and len(stem) > 3:
+    if arabic and first_word.startswith("ال") and len(first_word) > 3:
         forms.append("لل" + stem[2:])  # ل + الدفاع is written للدفاع
     for form in forms:
         yield form, entry
