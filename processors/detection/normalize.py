@@ -66,7 +66,12 @@ _SIMPLE_MAP: dict[str, str] = {
     **{chr(0x06F0 + d): str(d) for d in range(10)},  # Persian digits
 }
 _SIMPLE_TABLE = str.maketrans(_SIMPLE_MAP)
-_SIMPLE_ITEMS = tuple(_SIMPLE_MAP.items())
+# Each str.replace costs a scan of the whole text even when the character is absent, so only
+# the characters news copy really has are replaced that way; the rest of the map joins the
+# rare characters of `_unusual()`, whose single regex scan finds them all at once.
+_COMMON = frozenset("\u0622\u0623\u0625\u0671\u0649\u06cc\u0626\u0629\u0624\u06a9\u0451"
+                    "\u2019\u2018\t\r\u00a0\u202f\u2009-\u2010\u2011\u2013\u2014\u2212")
+_SIMPLE_ITEMS = tuple((c, r) for c, r in _SIMPLE_MAP.items() if c in _COMMON)
 _ASCII_SPACES = tuple(c for c in _SIMPLE_MAP if c.isascii())
 
 # Cyrillic (and a few Greek) letters read as Latin inside model codes.
@@ -113,6 +118,9 @@ def _unusual() -> tuple[dict[str, str], re.Pattern[str]]:
         cheap = char.lower().translate(_SIMPLE_TABLE)
         if full != cheap or len(cheap) != 1:
             folds[char] = full
+            bmp.append(cp)
+        elif char in _SIMPLE_MAP and char not in _COMMON:
+            folds[char] = cheap  # exactly what the replace loop would have made of it
             bmp.append(cp)
     for cp in range(_MATH_FIRST, _MATH_LAST + 1):
         folds[chr(cp)] = _fold_char(chr(cp))
