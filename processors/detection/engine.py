@@ -55,6 +55,9 @@ class Hit(NamedTuple):
     word: int  # index of the word it starts in
 
 
+_new_tuple = tuple.__new__  # Hit(...) without the Python-level __new__ of a NamedTuple: hits are many
+
+
 class FieldText:
     """A normalised field, with sentence positions computed only when a rule asks."""
 
@@ -82,7 +85,11 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
     """Every term occurrence in one field that passes the boundary and language checks."""
     text = field.norm.text
     size = len(text)
-    found: dict[tuple[int, int], int] = {}  # (term, start) -> end of the longest spelling there
+    # (term, start) -> end of the longest spelling there, the pair packed in one int
+    # (term * stride + start): no tuple per candidate, and ints sort faster than tuples.
+    stride = size + 1
+    found: dict[int, int] = {}
+    seen = found.get
     automaton = watchlist.automaton
     if automaton is not None and len(automaton):
         for last, (length, check_left, check_right, glued_left, glued_right, entries, tails) in automaton.iter(text):
@@ -103,9 +110,9 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
                     continue
                 if right_word and not (wildcard or (letter_suffix and text[end].isalpha())):
                     continue
-                key = (term, start)
+                key = term * stride + start
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
-                if found.get(key, -1) < word_end:
+                if seen(key, -1) < word_end:
                     found[key] = word_end
             for wildcard, trie in tails:
                 if right_word and not wildcard:
@@ -116,8 +123,8 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
                             continue
                         if left_word and not (proclitics and _proclitic_before(text, start)):
                             continue
-                        key = (term, start)
-                        if found.get(key, -1) < hit_end:
+                        key = term * stride + start
+                        if seen(key, -1) < hit_end:
                             found[key] = hit_end
     for regex in watchlist.regexes:
         for match in regex.pattern.finditer(text):
@@ -127,29 +134,33 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
             if (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or \
                     (end < size and text[end].isalnum() and text[end - 1].isalnum()):
                 continue
-            key = (regex.term, start)
-            if found.get(key, -1) < end:
+            key = regex.term * stride + start
+            if seen(key, -1) < end:
                 found[key] = end
     if not found:
         return []
     # Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي");
-    # (term, start) keys are unique, so sorting them gives each term's hits by start.
+    # keys are unique and sort by (term, start), which gives each term's hits by start.
     kept: list[tuple[int, int, int]] = []
     last_term = last_end = -1
-    for (term, start), end in sorted(found.items()):
+    for key in sorted(found):
+        term, start = divmod(key, stride)
+        end = found[key]
         if term == last_term and end <= last_end:
             continue
         kept.append((term, start, end))
         last_term, last_end = term, end
-    # Word positions for every hit at once, counting separators between consecutive starts.
+    # Word positions for every hit at once, counting separators between consecutive starts
+    # (spaces and line breaks: one count once line breaks read as spaces).
+    count = (text.replace("\n", " ") if "\n" in text else text).count
     words: dict[int, int] = {}
-    count = previous = 0
+    words_before = previous = 0
     for start in sorted({start for _, start, _ in kept}):
-        count += text.count(" ", previous, start) + text.count("\n", previous, start)
-        words[start] = count
+        words_before += count(" ", previous, start)
+        words[start] = words_before
         previous = start
     name = field.name
-    return [Hit(term, name, start, end, words[start]) for term, start, end in kept]
+    return [_new_tuple(Hit, (term, name, start, end, words[start])) for term, start, end in kept]
 
 
 def _walk_tail(text: str, pos: int, node: tuple, size: int, out: list) -> list:
