@@ -239,7 +239,9 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
 
 def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
                     by_term: dict[int, list[Hit]]) -> TopicHit | None:
-    hits = {t: by_term[t] for t in topic.terms if t in by_term}
+    # The article's few found terms, not the topic's hundreds of spellings, drive this loop.
+    terms = topic.terms
+    hits = {t: hs for t, hs in by_term.items() if t in terms}
     # Exclusions only take hits away, so a topic none of whose rules has its terms even before
     # them cannot fire ("Tor" with no weapon word): skip the exclusion work, the costly part.
     if not any(_could_fire(rule, hits) for rule in topic.rules):
@@ -251,7 +253,7 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
         if exclusion.within is None:
             return None
         near_veto = _VetoIndex(vetoes, exclusion.within, following=exclusion.following)
-        hits = {t: hs if t in exclusion.terms else near_veto.keep(hs) for t, hs in hits.items()}
+        hits = near_veto.keep_all(hits, spared=exclusion.terms)
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
         evidence = _evaluate_rule(rule, hits, fields)
@@ -307,13 +309,22 @@ class _VetoIndex:
                 done = word + within
                 covered.update(range(first, done + 1))
 
-    def keep(self, hits: list[Hit]) -> list[Hit]:
-        """The hits that are neither within the window of nor overlapping an exclusion hit."""
+    def keep_all(self, hits: dict[int, list[Hit]], spared: tuple[int, ...]) -> dict[int, list[Hit]]:
+        """Each term's hits that are neither within the window of nor overlapping an exclusion
+        hit; the `spared` terms (the exclusion's own) keep all theirs. One call per exclusion,
+        not one per term: a topic has many terms with a hit or two each."""
         by_field = self.by_field
-        kept = []
-        for hit in hits:
-            entry = by_field.get(hit.field)
-            if entry is not None:
+        out: dict[int, list[Hit]] = {}
+        for term, term_hits in hits.items():
+            if term in spared:
+                out[term] = term_hits
+                continue
+            kept = out[term] = []
+            for hit in term_hits:
+                entry = by_field.get(hit.field)
+                if entry is None:
+                    kept.append(hit)
+                    continue
                 covered, words, spans = entry
                 position = hit.word
                 if position in covered:
@@ -330,9 +341,7 @@ class _VetoIndex:
                         break
                 else:
                     kept.append(hit)
-                continue
-            kept.append(hit)
-        return kept
+        return out
 
 
 def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
