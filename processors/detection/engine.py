@@ -353,6 +353,9 @@ def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
     return not rule.any_of or any(h.field in scope for term in rule.any_of for h in hits.get(term, ()))
 
 
+_ALL_FIELDS = frozenset(FIELDS)
+
+
 def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
     return [h for h in hits if h.field in fields]
 
@@ -360,56 +363,70 @@ def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
 def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, FieldText]) -> list[Hit]:
     """The evidence for `rule`, or [] when it does not fire."""
     scope = rule.fields
+    if scope == _ALL_FIELDS:  # most rules: every hit counts, no filtered copies
+        def in_scope(term_hits):
+            return term_hits
+    else:
+        def in_scope(term_hits):
+            return _in_fields(term_hits, scope)
     for term in rule.none_of:
-        if _in_fields(hits.get(term, ()), scope):
+        if in_scope(hits.get(term, ())):
             return []
     slots: list[list[Hit]] = []
     for term in rule.all_of:
-        found = _in_fields(hits.get(term, ()), scope)
+        found = in_scope(hits.get(term, ()))
         if not found:
             return []
         slots.append(found)
     if rule.any_of:
-        found = [h for term in rule.any_of for h in _in_fields(hits.get(term, ()), scope)]
+        found = [h for term in rule.any_of for h in in_scope(hits.get(term, ()))]
         if not found:
             return []
         slots.append(found)
     if rule.near is not None:
-        return _window(slots, fields, lambda f, h: h.word, rule.near)
+        return _window(slots, fields, rule.near)
     if rule.same_sentence:
-        return _window(slots, fields, lambda f, h: f.sentence(h.start), 0)
+        return _window(slots, fields, 0, by_sentence=True)
     return [h for slot in slots for h in slot][:_EVIDENCE_CAP]
 
 
-def _window(slots: list[list[Hit]], fields: dict[str, FieldText], position, width: int) -> list[Hit]:
+def _window(slots: list[list[Hit]], fields: dict[str, FieldText], width: int, by_sentence: bool = False) -> list[Hit]:
     """Hits that sit in a window of `width` positions of one field covering every slot; [] if none.
 
-    A sliding window over the hits sorted by position; every window that covers all slots
-    contributes its hits, so the evidence shows each place where the rule holds.
+    Positions are word indexes, or sentence indexes with `by_sentence`. A sliding window over
+    the hits sorted by position; every window that covers all slots contributes its hits, so
+    the evidence shows each place where the rule holds.
     """
     evidence: dict[Hit, None] = {}
+    wanted = len(slots)
     for name, field in fields.items():
-        tagged = sorted(((position(field, h), i, h) for i, slot in enumerate(slots) for h in slot if h.field == name),
-                        key=lambda t: (t[0], t[2].start))
-        if len({i for _, i, _ in tagged}) < len(slots):
+        # (position, start, arrival, slot, hit): plain tuple order is the (position, start)
+        # order with ties in arrival order, as a stable sort on that key would give.
+        tagged = []
+        for i, slot in enumerate(slots):
+            for h in slot:
+                if h.field == name:
+                    tagged.append((field.sentence(h.start) if by_sentence else h.word, h.start, len(tagged), i, h))
+        if len({t[3] for t in tagged}) < wanted:
             continue
-        counts = [0] * len(slots)
+        tagged.sort()
+        counts = [0] * wanted
         covered = 0
         left = 0
         added = 0  # hits before this index are already evidence
-        for right, (pos, slot, _) in enumerate(tagged):
+        for right, (pos, _, _, slot, _) in enumerate(tagged):
             if counts[slot] == 0:
                 covered += 1
             counts[slot] += 1
             while tagged[left][0] < pos - width:
-                gone = tagged[left][1]
+                gone = tagged[left][3]
                 counts[gone] -= 1
                 if counts[gone] == 0:
                     covered -= 1
                 left += 1
-            if covered == len(slots):
-                for _, _, h in tagged[max(left, added):right + 1]:
-                    evidence[h] = None
+            if covered == wanted:
+                for t in tagged[max(left, added):right + 1]:
+                    evidence[t[4]] = None
                 added = right + 1
                 if len(evidence) >= _EVIDENCE_CAP:
                     return list(evidence)
