@@ -81,8 +81,9 @@ def _article_lang(article: Any) -> str | None:
     return str(lang).replace("_", "-").split("-")[0].lower() or None
 
 
-def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]:
-    """Every term occurrence in one field that passes the boundary and language checks."""
+def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dict[int, list[Hit]]) -> None:
+    """Every term occurrence in one field that passes the boundary and language checks,
+    appended to `by_term` (term id -> hits) in (term, start) order."""
     text = field.norm.text
     size = len(text)
     # (term, start) -> end of the longest spelling there, the pair packed in one int
@@ -138,7 +139,7 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
             if seen(key, -1) < end:
                 found[key] = end
     if not found:
-        return []
+        return
     # Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي");
     # keys are unique and sort by (term, start), which gives each term's hits by start.
     kept: list[tuple[int, int, int]] = []
@@ -160,7 +161,14 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]
         words[start] = words_before
         previous = start
     name = field.name
-    return [_new_tuple(Hit, (term, name, start, end, words[start])) for term, start, end in kept]
+    last_term = -1
+    for term, start, end in kept:
+        if term != last_term:  # kept is grouped by term: one lookup per term, not per hit
+            last_term = term
+            term_hits = by_term.get(term)
+            if term_hits is None:
+                term_hits = by_term[term] = []
+        term_hits.append(_new_tuple(Hit, (term, name, start, end, words[start])))
 
 
 def _walk_tail(text: str, pos: int, node: tuple, size: int, out: list) -> list:
@@ -211,8 +219,7 @@ def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText]
             continue  # feeds often repeat the summary as the text's first paragraph
         field = FieldText(name, normalize(raw))
         fields[name] = field
-        for hit in _scan(field, watchlist, lang):
-            by_term.setdefault(hit.term, []).append(hit)
+        _scan(field, watchlist, lang, by_term)
     # Each term's hits are already in (field, start) order: fields are scanned in FIELDS order
     # and _scan returns each term's hits by start.
     return fields, by_term
