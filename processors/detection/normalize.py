@@ -88,7 +88,6 @@ for _cyr, _lat in _CODE_LETTERS.items():
     _CODE_LOOKALIKES[_cyr] = _CODE_LOOKALIKES[_lat]
 # A model code after normalisation: 1-3 letters, an optional space, a number ("s 400", "hq 9").
 _CODE_RE = re.compile(r"^([^\W\d_]{1,3}) ?(\d+)(.*)$")
-_SPACES_RE = re.compile(r" {2,}")
 
 
 def _fold_char(char: str) -> str:
@@ -251,10 +250,31 @@ def normalize(text: str) -> Normalized:
             if char in current:
                 current = current.replace(char, " ")
     if "  " in current:
-        current, offset_map = _apply(current, _SPACES_RE, lambda m: " ")
-        if offset_map:
-            maps.append(offset_map)
+        current, offset_map = _collapse_spaces(current)
+        maps.append(offset_map)
     return Normalized(text, current, tuple(maps))
+
+
+def _collapse_spaces(text: str) -> tuple[str, OffsetMap]:
+    """Runs of spaces to one space, recording the edits as `_apply` would; the runs are found
+    with str.find, which skips the text between them in C rather than in a regex loop
+    ("S - 400" makes three spaces of one dash, so most articles have a few runs)."""
+    edits: list[tuple[int, int, int, int]] = []
+    pieces: list[str] = []
+    size = len(text)
+    last = shift = 0
+    run = text.find("  ")
+    while run >= 0:
+        end = run + 2
+        while end < size and text[end] == " ":
+            end += 1
+        pieces.append(text[last:run])
+        edits.append((run, end - run, run + shift, 1))
+        shift += 1 - (end - run)
+        last = end
+        run = text.find("  ", end)
+    pieces.append(text[last:])
+    return " ".join(pieces), OffsetMap(edits)
 
 
 def is_code(normalized_term: str) -> bool:
