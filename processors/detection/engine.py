@@ -83,12 +83,12 @@ def _article_lang(article: Any) -> str | None:
 
 def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dict[int, list[Hit]]) -> None:
     """Every term occurrence in one field that passes the boundary and language checks,
-    appended to `by_term` (term id -> hits) in (term, start) order."""
+    appended to `by_term` (term id -> hits, each list in text order)."""
     text = field.norm.text
     size = len(text)
-    # (term, start) -> end of the longest spelling there, the pair packed in one int
-    # (term * stride + start): no tuple per candidate, and ints sort faster than tuples.
-    stride = size + 1
+    # (start, term) -> end of the longest spelling there, the pair packed in one int
+    # (start * stride + term): no tuple per candidate, and sorting the keys gives text order.
+    stride = len(watchlist.term_names) + 1
     found: dict[int, int] = {}
     seen = found.get
     automaton = watchlist.automaton
@@ -111,7 +111,7 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
                     continue
                 if right_word and not (wildcard or (letter_suffix and text[end].isalpha())):
                     continue
-                key = term * stride + start
+                key = start * stride + term
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
                 if seen(key, -1) < word_end:
                     found[key] = word_end
@@ -124,7 +124,7 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
                             continue
                         if left_word and not (proclitics and _proclitic_before(text, start)):
                             continue
-                        key = term * stride + start
+                        key = start * stride + term
                         if seen(key, -1) < hit_end:
                             found[key] = hit_end
     for regex in watchlist.regexes:
@@ -135,40 +135,33 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
             if (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or \
                     (end < size and text[end].isalnum() and text[end - 1].isalnum()):
                 continue
-            key = regex.term * stride + start
+            key = start * stride + regex.term
             if seen(key, -1) < end:
                 found[key] = end
     if not found:
         return
-    # Drop a hit inside a longer hit of the same term ("دفاع جوي" inside "أنظمة دفاع جوي");
-    # keys are unique and sort by (term, start), which gives each term's hits by start.
-    kept: list[tuple[int, int, int]] = []
-    last_term = last_end = -1
-    for key in sorted(found):
-        term, start = divmod(key, stride)
-        end = found[key]
-        if term == last_term and end <= last_end:
-            continue
-        kept.append((term, start, end))
-        last_term, last_end = term, end
-    # Word positions for every hit at once, counting separators between consecutive starts
-    # (spaces and line breaks: one count once line breaks read as spaces).
+    # One pass in text order: drop a hit inside a longer hit of the same term ("دفاع جوي" inside
+    # "أنظمة دفاع جوي"), count the separators (spaces, line breaks read as spaces) since the
+    # previous hit for the word index, and append the hit to its term's list.
     count = (text.replace("\n", " ") if "\n" in text else text).count
-    words: dict[int, int] = {}
-    words_before = previous = 0
-    for start in sorted({start for _, start, _ in kept}):
-        words_before += count(" ", previous, start)
-        words[start] = words_before
-        previous = start
+    longest: dict[int, int] = {}  # term -> end of its last kept hit
     name = field.name
-    last_term = -1
-    for term, start, end in kept:
-        if term != last_term:  # kept is grouped by term: one lookup per term, not per hit
-            last_term = term
-            term_hits = by_term.get(term)
-            if term_hits is None:
-                term_hits = by_term[term] = []
-        term_hits.append(_new_tuple(Hit, (term, name, start, end, words[start])))
+    words_before = previous = 0
+    for key in sorted(found):
+        start, term = divmod(key, stride)
+        end = found[key]
+        if longest.get(term, -1) >= end:
+            continue
+        longest[term] = end
+        if start != previous:
+            words_before += count(" ", previous, start)
+            previous = start
+        hit = _new_tuple(Hit, (term, name, start, end, words_before))
+        term_hits = by_term.get(term)
+        if term_hits is None:
+            by_term[term] = [hit]
+        else:
+            term_hits.append(hit)
 
 
 def _walk_tail(text: str, pos: int, node: tuple, size: int, out: list) -> list:
