@@ -214,7 +214,7 @@ def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText]
         fields[name] = field
         _scan(field, watchlist, lang, by_term)
     # Each term's hits are already in (field, start) order: fields are scanned in FIELDS order
-    # and _scan returns each term's hits by start.
+    # and _scan appends each term's hits by start.
     return fields, by_term
 
 
