@@ -295,11 +295,15 @@ class _VetoIndex:
 
     def __init__(self, vetoes: list[Hit], within: int, following: bool = False):
         # field -> (covered word positions, veto word positions sorted, (word, start, end) alike)
-        self.by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
+        by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
+        self.by_field = by_field
         behind = 0 if following else within
         for veto in vetoes:
-            self.by_field.setdefault(veto.field, (set(), [], []))[2].append((veto.word, veto.start, veto.end))
-        for covered, words, spans in self.by_field.values():
+            entry = by_field.get(veto.field)
+            if entry is None:
+                entry = by_field[veto.field] = (set(), [], [])
+            entry[2].append((veto.word, veto.start, veto.end))
+        for covered, words, spans in by_field.values():
             spans.sort()
             words.extend(word for word, _, _ in spans)
             # Each word once, however wide the windows (`within` may be 1,000) and many the vetoes.
@@ -344,16 +348,24 @@ class _VetoIndex:
         return out
 
 
+_ALL_FIELDS = frozenset(FIELDS)
+
+
 def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
-    """False when `rule` lacks an `all_of` or `any_of` term in its fields whatever the exclusions do."""
+    """False when `rule` lacks an `all_of` or `any_of` term in its fields whatever the exclusions do.
+
+    `hits` are the hits as found, before exclusions: every list in it has at least one hit.
+    """
     scope = rule.fields
+    if scope == _ALL_FIELDS:  # most rules: a term with a hit (lists are never empty) is enough
+        for term in rule.all_of:
+            if term not in hits:
+                return False
+        return not rule.any_of or any(term in hits for term in rule.any_of)
     for term in rule.all_of:
         if not any(h.field in scope for h in hits.get(term, ())):
             return False
     return not rule.any_of or any(h.field in scope for term in rule.any_of for h in hits.get(term, ()))
-
-
-_ALL_FIELDS = frozenset(FIELDS)
 
 
 def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
