@@ -1,6 +1,7 @@
 """Table tests for matching and for each rule type: boundaries, proclitics, wildcards, languages,
 near, same sentence, exclusions, field scope, all-of/any-of/none-of, scores and evidence."""
 
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -300,3 +301,23 @@ def test_regexes_cannot_backtrack_catastrophically(compile_pack):
     """)
     assert topics(Doc(text="a" * 20000 + "!"), watchlist) == set()
     assert topics(Doc(text="x " + "a" * 50), watchlist) == {"r"}
+
+
+@pytest.mark.parametrize("text", [
+    "one. two! three? four",
+    "runs... of marks?! end",
+    "no end.here and 3.5 km.",
+    "line\nbreaks\n\nand. a run.\nthen",
+    "عربي؟ نعم؛ لا. \nنهاية",
+    "trailing mark.",
+    "",
+])
+def test_sentence_index_is_the_count_of_sentence_ends_before_it(text):
+    # The definition: a run of . ! ? ؟ ؛ … followed by whitespace, or a line break, ends a sentence.
+    from processors.detection.engine import FieldText
+    from processors.detection.normalize import Normalized
+
+    ends = [m.end() for m in re.finditer(r"[.!?؟؛…]+(?=\s)|\n", text)]
+    field = FieldText("text", Normalized(text, text))
+    assert [field.sentence(pos) for pos in range(len(text) + 1)] == \
+        [sum(end <= pos for end in ends) for pos in range(len(text) + 1)]
