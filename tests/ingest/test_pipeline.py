@@ -94,7 +94,11 @@ async def test_every_entry_once_across_repolls_restarts_and_feeds(feed_server, t
 
     stage = Stage(feeds, tmp_path, kafka_bootstrap, topic, parser)
     first = await stage.poll_and_publish()
-    assert {name: first[url].queued for name, url in urls.items()} == {"en": 3, "ru": 3, "ar": 3, "wire": 1}
+    queued = {name: first[url].queued for name, url in urls.items()}
+    # Feeds are polled concurrently, so a story the wire re-carries is queued by whichever feed is
+    # parsed first; either way each of the 10 distinct stories is queued exactly once.
+    assert sum(queued.values()) == 10 and queued["ar"] == 3, queued
+    assert queued["en"] + queued["wire"] + queued["ru"] == 7 and queued["wire"] >= 1, queued
     records = read_records(kafka_bootstrap, topic, min_count=10, timeout=60, settle=2)
     articles = [decode(record.value, Article) for record in records]
     assert len(records) == 10 and len({a.id for a in articles}) == 10
