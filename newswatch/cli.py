@@ -21,6 +21,7 @@ from newswatch.errors import NewswatchError
 # Verbs that live in the stage packages: name -> "module:attribute", imported only when used
 # (faust and feedparser are slow to import, and `newswatch kafka status` should not wait for them).
 STAGE_COMMANDS: dict[str, str] = {
+    "up": "newswatch.stack.cli:up",
 }
 
 

@@ -18,6 +18,7 @@ import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
+from newswatch.stack.settings import UpSettings
 from newswatch.yamlconf import StrictModel, load_file
 
 CONFIG_FILENAME = "newswatch.yaml"
@@ -34,6 +35,7 @@ class AppConfig(StrictModel):
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None
+    up: UpSettings = UpSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:

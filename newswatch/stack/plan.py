@@ -1,0 +1,46 @@
+"""Which processes make up the stack and with which arguments (pure: no processes started here).
+
+The same verbs with the same options run in docker-compose.yml; tests/stack checks both agree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from newswatch.stack.settings import UpSettings
+from newswatch.stack.supervisor import ChildSpec
+
+STAGES = ("ingest", "process", "alerts")
+
+
+def newswatch_argv(*args: str, python: str | None = None) -> tuple[str, ...]:
+    """argv that runs `newswatch ARGS...` with this interpreter (no reliance on PATH)."""
+    return (python or sys.executable, "-m", "newswatch", *args)
+
+
+def plan_children(config_file: Path, settings: UpSettings, run_dir: Path,
+                  python: str | None = None) -> list[ChildSpec]:
+    """The supervised children, in start order: the sink first, so the first alert finds it."""
+    specs: list[ChildSpec] = []
+    if settings.sink is not None:
+        specs.append(ChildSpec("sink", newswatch_argv(
+            "sink", "--host", "127.0.0.1", "--port", str(settings.sink.port),
+            "--out", str(run_dir / "alerts.jsonl"), "--secret-env", settings.sink.secret_env, python=python),
+            log_path=run_dir / "logs" / "sink.log"))
+    for stage in STAGES:
+        port = getattr(settings.metrics_ports, stage)
+        specs.append(ChildSpec(stage, newswatch_argv(
+            stage, "--config", str(config_file), "--metrics-port", str(port), python=python),
+            log_path=run_dir / "logs" / f"{stage}.log"))
+    return specs
+
+
+def ports_in_use(settings: UpSettings) -> dict[str, int]:
+    """Every 127.0.0.1 port the stack will listen on, by what listens (0 = disabled, left out)."""
+    ports = {f"{stage} metrics": getattr(settings.metrics_ports, stage) for stage in STAGES}
+    if settings.sink is not None:
+        ports["sink"] = settings.sink.port
+    if settings.demo_feeds is not None:
+        ports["demo feed server"] = settings.demo_feeds.port
+    return {name: port for name, port in ports.items() if port}

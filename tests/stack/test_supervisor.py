@@ -1,0 +1,103 @@
+"""Restart decisions (pure, fake clock) and the supervisor against real short-lived processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+from newswatch.stack.supervisor import (ChildEvent, ChildHistory, ChildSpec, RestartPolicy, Supervisor,
+                                        decide_restart, describe_exit)
+
+POLICY = RestartPolicy(initial=1.0, factor=2.0, maximum=30.0, stable_after=60.0)
+
+
+@pytest.mark.parametrize("failures_before, ran_for, code, want_delay, want_failures, want_reason", [
+    (0, 0.5, 1, 1.0, 1, "crashed"),     # first crash: initial delay
+    (1, 0.5, 1, 2.0, 2, "crashed"),     # crash loop: doubles
+    (4, 0.5, 1, 16.0, 5, "crashed"),
+    (5, 0.5, 1, 30.0, 6, "crashed"),    # capped at maximum
+    (20, 0.5, -9, 30.0, 21, "crashed"),
+    (7, 61.0, 1, 1.0, 1, "crashed"),    # was stable for a minute: backoff starts over
+    (0, 5.0, 0, 1.0, 1, "exited"),      # a stage that exits on its own is restarted too
+])
+def test_backoff_table(failures_before, ran_for, code, want_delay, want_failures, want_reason):
+    history = ChildHistory(started_at=100.0, restarts=3, consecutive_failures=failures_before)
+    decision = decide_restart(POLICY, history, code, now=100.0 + ran_for, stopping=False)
+    assert decision.restart
+    assert decision.delay == want_delay
+    assert decision.reason == want_reason
+    assert decision.history.consecutive_failures == want_failures
+    assert decision.history.restarts == 4
+
+
+def test_no_restart_while_stopping():
+    decision = decide_restart(POLICY, ChildHistory(started_at=0.0), 1, now=1.0, stopping=True)
+    assert not decision.restart and decision.reason == "stopping"
+
+
+@pytest.mark.parametrize("code, text", [(0, "exit code 0"), (3, "exit code 3"), (-9, "killed by SIGKILL"),
+                                        (-15, "killed by SIGTERM")])
+def test_describe_exit(code, text):
+    assert describe_exit(code) == text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _wait_for(condition, timeout: float, what: str):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_dead_child_is_reported_and_restarted_and_stop_kills_its_workers(tmp_path):
+    events: list[ChildEvent] = []
+    # The child spawns a grandchild (a "worker") in its process group, then waits.
+    script = ("import subprocess, sys, time\n"
+              "w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+              "print('worker', w.pid, flush=True)\n"
+              "time.sleep(600)\n")
+    spec = ChildSpec("sleeper", (sys.executable, "-c", script), log_path=tmp_path / "sleeper.log")
+    supervisor = Supervisor([spec], on_event=events.append,
+                            policy=RestartPolicy(initial=0.05, maximum=0.05), stop_timeout=5)
+    await supervisor.start()
+    first = supervisor.pids()["sleeper"]
+    log = tmp_path / "sleeper.log"
+    await _wait_for(lambda: log.exists() and "worker" in log.read_text(), 10, "first worker")
+    os.kill(first, signal.SIGKILL)
+    await _wait_for(lambda: supervisor.pids()["sleeper"] != first, 10, "restart after SIGKILL")
+    crashed = [e for e in events if e.kind == "crashed"]
+    assert crashed and crashed[0].pid == first and "SIGKILL" in crashed[0].detail
+    await _wait_for(lambda: (tmp_path / "sleeper.log").read_text().count("worker") >= 2, 10, "second worker")
+    workers = [int(line.split()[1]) for line in (tmp_path / "sleeper.log").read_text().splitlines()
+               if line.startswith("worker")]
+    second = supervisor.pids()["sleeper"]
+    await supervisor.stop()
+    assert [e.kind for e in events if e.name == "sleeper"][-1] == "stopped"
+    for pid in [first, second, *workers]:
+        await _wait_for(lambda: not _alive(pid), 10, f"pid {pid} gone")
+
+
+async def test_child_ignoring_sigterm_is_killed_after_the_deadline(tmp_path):
+    events: list[ChildEvent] = []
+    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    spec = ChildSpec("stubborn", (sys.executable, "-c", script), log_path=tmp_path / "stubborn.log")
+    supervisor = Supervisor([spec], on_event=events.append, stop_timeout=0.5)
+    await supervisor.start()
+    await _wait_for(lambda: "ready" in (tmp_path / "stubborn.log").read_text(), 10, "child ready")
+    pid = supervisor.pids()["stubborn"]
+    await supervisor.stop()
+    assert any(e.kind == "killed" for e in events)
+    assert not _alive(pid)
