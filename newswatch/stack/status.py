@@ -107,7 +107,7 @@ def alert_payload(line: str) -> dict | None:
     for key in ("payload", "body", "alert"):
         if isinstance(record.get(key), dict):
             return record[key]
-    return record if "topics" in record else None
+    return record if "topics" in record or record.get("type") == "newswatch.digest" else None
 
 
 def matched_terms(payload: Mapping) -> list[str]:
@@ -123,14 +123,19 @@ def matched_terms(payload: Mapping) -> list[str]:
 
 def format_alert(payload: Mapping) -> list[str]:
     """An alert as a few readable lines: title, topics, matched terms, source and link."""
+    if payload.get("type") == "newswatch.digest":
+        titles = [str((held.get("article") or {}).get("title") or held.get("title") or "?")
+                  for held in payload.get("alerts") or ()]
+        return [f"DIGEST {payload.get('count', len(titles))} alerts held back by the throttle of "
+                f"{payload.get('subscription', '?')}", *(f"       - {title}" for title in titles[:10])]
     article = payload.get("article") or {}
     title = article.get("title") or "(untitled)"
     topics = ", ".join(f"{t.get('title') or t.get('topic')} ({t.get('score', 0):.2f})"
                        for t in payload.get("topics") or ())
     source = article.get("source") or (article.get("feed") or {}).get("title") or "?"
-    sources = payload.get("sources") or ()
-    if len(sources) > 1:
-        source += f" (+{len(sources) - 1} more)"
+    count = payload.get("sources_count") or len(payload.get("sources") or ())
+    if count > 1:
+        source += f" (+{count - 1} more)"
     lines = [f"ALERT  {title}",
              f"       topics:  {topics or '-'}",
              f"       terms:   {' · '.join(matched_terms(payload)) or '-'}",
