@@ -22,6 +22,9 @@ from newswatch.errors import NewswatchError
 # (faust and feedparser are slow to import, and `newswatch kafka status` should not wait for them).
 STAGE_COMMANDS: dict[str, str] = {
     "up": "newswatch.stack.cli:up",
+    "fetch": "ingest.cli:fetch",
+    "ingest": "ingest.cli:ingest",
+    "feeds": "ingest.cli:feeds",
 }
 
 

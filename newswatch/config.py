@@ -21,17 +21,21 @@ from newswatch.kafka_settings import KafkaSettings
 from newswatch.stack.settings import UpSettings
 from newswatch.yamlconf import StrictModel, load_file
 
+from ingest.settings import IngestSettings
+
 CONFIG_FILENAME = "newswatch.yaml"
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 
 # Each file newswatch.yaml names is validated by its own stage:
 # key -> "module:function", where function(path) -> list[ConfigProblem].
 FILE_CHECKERS: dict[str, str] = {
+    "feeds": "ingest.feeds_config:problems",
 }
 
 
 class AppConfig(StrictModel):
     kafka: KafkaSettings = KafkaSettings()
+    ingest: IngestSettings = IngestSettings()
     feeds: Path | None = None
     watchlists: Path | None = None
     subscriptions: Path | None = None

@@ -1,0 +1,216 @@
+"""The ingest verbs: `newswatch fetch FEED`, `newswatch ingest`, `newswatch feeds`.
+
+Thin: options in, config loaded, the stage's pieces built and handed to each other, errors
+turned into one clear line and a non-zero exit (NewswatchError, handled by the main group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from newswatch.config import load_config
+from newswatch.errors import NewswatchError
+from newswatch.logs import log_event, safe_url, setup_logging
+
+from ingest.feeds_config import load_feeds
+from ingest.fetch import FetchError, fetch_feed
+from ingest.metrics import IngestMetrics
+from ingest.parse import FeedRefused, parse_feed
+from ingest.poller import Poller, build_client, fetch_limits, text_caps
+from ingest.seen import STATE_FILENAME, IngestStore
+from ingest.settings import IngestSettings
+
+log = logging.getLogger("ingest")
+DEFAULT_METRICS_PORT = 9101
+
+
+class FeedUnreadable(NewswatchError):
+    """`newswatch fetch` could not turn FEED into articles; the message names the feed and why."""
+
+
+def _settings(config_path: Path | None):
+    config = load_config(config_path)
+    return config, config.ingest
+
+
+# --- fetch -------------------------------------------------------------------------------
+
+@click.command("fetch")
+@click.argument("feed")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="newswatch.yaml (default: seeds/newswatch.yaml); its ingest: limits apply")
+@click.option("--allow-private-networks", is_flag=True, default=None,
+              help="permit loopback/private addresses (overrides ingest.allow_private_networks)")
+def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | None) -> None:
+    """Fetch or read one feed (URL or file) and print its articles as JSON lines, as ingest publishes them."""
+    _, settings = _settings(config_path)
+    if allow_private_networks is not None:
+        settings = settings.model_copy(update={"allow_private_networks": allow_private_networks})
+    now = datetime.now(timezone.utc)
+    scheme = urlsplit(feed).scheme.lower()
+    if scheme in ("http", "https"):
+        content, base_url, content_type = asyncio.run(_download(feed, settings))
+        feed_url = feed
+    elif scheme in ("", "file") or Path(feed).exists():
+        path = Path(urlsplit(feed).path if scheme == "file" else feed)
+        try:
+            content = path.read_bytes()[:settings.max_body_bytes + 1]
+        except OSError as exc:
+            raise FeedUnreadable(f"{feed}: cannot read: {exc.strerror or exc}") from None
+        if len(content) > settings.max_body_bytes:
+            raise FeedUnreadable(f"{feed}: too_large: larger than max_body_bytes ({settings.max_body_bytes})")
+        base_url = feed_url = path.resolve().as_uri()
+        content_type = None
+    else:
+        raise FeedUnreadable(f"{feed}: bad_scheme: only http(s) URLs and local files can be fetched")
+    try:
+        parsed = parse_feed(content, base_url, fetched_at=now, feed_url=feed_url,
+                            content_type=content_type, caps=text_caps(settings))
+    except FeedRefused as exc:
+        raise FeedUnreadable(f"{feed}: {exc}") from None
+    for article in parsed.articles:
+        click.echo(article.encode().decode("utf-8"))
+    note = f" (recovered from: {parsed.warning})" if parsed.warning else ""
+    click.echo(f"{len(parsed.articles)} article(s) from {safe_url(feed) if scheme else feed}{note}", err=True)
+
+
+async def _download(url: str, settings: IngestSettings) -> tuple[bytes, str, str | None]:
+    async with build_client(settings) as client:
+        try:
+            response = await fetch_feed(client, url, limits=fetch_limits(settings))
+        except FetchError as exc:
+            raise FeedUnreadable(f"{safe_url(url)}: {exc}") from None
+    if not response.is_success:
+        raise FeedUnreadable(f"{safe_url(url)}: http_{response.status}: the server answered HTTP {response.status}")
+    return response.content, response.url, response.content_type or None
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+@click.command("ingest")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="newswatch.yaml (default: seeds/newswatch.yaml)")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=DEFAULT_METRICS_PORT, show_default=True,
+              help="serve Prometheus metrics on this port; 0 disables")
+def ingest(config_path: Path | None, metrics_port: int) -> None:
+    """Poll the configured feeds and publish new articles to Kafka until SIGTERM/SIGINT."""
+    setup_logging()
+    config, settings = _settings(config_path)
+    if config.feeds is None:
+        raise FeedUnreadable(f"{config_path or 'seeds/newswatch.yaml'}: no feeds file configured (feeds:)")
+    feeds = load_feeds(config.resolve(config.feeds)).enabled
+    asyncio.run(run_ingest(config, settings, feeds, metrics_port))
+
+
+async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
+                     stop: asyncio.Event | None = None) -> None:
+    """Build the stage (store, metrics, HTTP client, parser pool, publisher, poller) and run it."""
+    from ingest.parse_pool import ParsePool
+    from ingest.publish import OutboxPublisher, kafka_connector
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    metrics = IngestMetrics()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    store = IngestStore.in_dir(config.resolve(settings.state_dir))
+    topic = config.kafka.topics.articles
+    bootstrap = config.kafka.bootstrap()
+    log_event(log, logging.INFO, "ingest_started", feeds=len(feeds), topic=topic, bootstrap=bootstrap,
+              state=str(store.path), metrics_port=metrics_port or "off", pending=store.pending_count())
+    parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
+    publisher = OutboxPublisher(store, kafka_connector(bootstrap, topic), topic, metrics)
+    try:
+        async with build_client(settings) as client:
+            poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings,
+                            on_queued=publisher.wake)
+            await asyncio.gather(poller.run(stop), publisher.run(stop))
+    finally:
+        parser.close()
+        pending = store.pending_count()
+        store.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log_event(log, logging.INFO, "ingest_stopped", published=publisher.published, pending=pending)
+
+
+# --- feeds -------------------------------------------------------------------------------
+
+@click.command("feeds")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="newswatch.yaml (default: seeds/newswatch.yaml)")
+def feeds(config_path: Path | None) -> None:
+    """Show each configured feed's health from the state file: last success, failures, last error."""
+    config, settings = _settings(config_path)
+    if config.feeds is None:
+        raise FeedUnreadable("no feeds file configured (feeds:)")
+    configured = load_feeds(config.resolve(config.feeds)).feeds
+    state_file = config.resolve(settings.state_dir) / STATE_FILENAME
+    states = {}
+    if state_file.exists():
+        store = IngestStore(state_file)
+        try:
+            states = store.feed_states()
+            pending = store.pending_count()
+        finally:
+            store.close()
+    else:
+        pending = 0
+    click.echo(format_feed_table(configured, states, datetime.now(timezone.utc)))
+    click.echo(f"\n{len(configured)} feed(s), {sum(1 for f in configured if states.get(f.url) and states[f.url].consecutive_failures)} failing, "
+               f"{pending} article(s) waiting for Kafka; state: {state_file}")
+
+
+def _age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = (now - when).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{seconds / size:.0f}{unit}"
+            break
+    else:
+        text = f"{seconds:.0f}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def format_feed_table(configured, states, now: datetime) -> str:
+    """A fixed-width table of feed health (pure: the states and `now` are passed in)."""
+    header = ("FEED", "STATUS", "LAST SUCCESS", "FAILS", "NEXT POLL", "INTERVAL", "ARTICLES", "LAST ERROR")
+    rows = [header]
+    for feed in configured:
+        state = states.get(feed.url)
+        if not feed.enabled:
+            status = "disabled"
+        elif state is None or state.last_outcome is None:
+            status = "new"
+        elif state.consecutive_failures:
+            status = "failing"
+        else:
+            status = "ok"
+        rows.append((
+            feed.display_name[:40], status,
+            _age(state.last_success_at if state else None, now),
+            str(state.consecutive_failures if state else 0),
+            _age(state.next_poll_at, now) if state and state.next_poll_at else "-",
+            f"{state.interval_s:.0f}s" if state and state.interval_s else f"{feed.interval:.0f}s",
+            str(state.articles_total if state else 0),
+            (state.last_error or "")[:60] if state else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(fetch())

@@ -1,0 +1,88 @@
+"""Run parse_feed in worker processes with a time budget per document, off the event loop.
+
+A 10 MB feed or a pathological document must neither stall polling nor pin a CPU for ever:
+each parse gets `budget_s`; when it overruns, the workers are killed and a fresh pool is started
+(a process is the only thing in Python that can be stopped mid-computation). Documents that were
+in the killed pool with it are parsed once more in the new one. Workers also get an address-space
+limit so one huge document cannot take the machine's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from ingest.parse import FeedRefused, ParsedFeed, parse_feed
+
+
+def _limit_memory(memory_mb: int) -> None:
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (ValueError, OSError):  # not permitted here; the time budget still applies
+            pass
+
+
+def _parse(content: bytes, base_url: str, kwargs: dict) -> ParsedFeed:
+    try:
+        return parse_feed(content, base_url, **kwargs)
+    except MemoryError:
+        raise FeedRefused("too_large", "the document needs more memory than a parser worker may use") from None
+
+
+class ParsePool:
+    def __init__(self, workers: int = 2, budget_s: float = 20.0, memory_mb: int = 1024):
+        self.workers = workers
+        self.budget_s = budget_s
+        self.memory_mb = memory_mb
+        self._executor = self._new_executor()
+        self.restarts = 0
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # forkserver: the poller has threads (Kafka's I/O thread), and forking a threaded process is unsafe.
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=_limit_memory, initargs=(self.memory_mb,))
+
+    async def parse(self, content: bytes, base_url: str, **kwargs) -> ParsedFeed:
+        """parse_feed(content, base_url, **kwargs) in a worker; FeedRefused("parse_timeout") on overrun."""
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            executor = self._executor
+            future = loop.run_in_executor(executor, _parse, content, base_url, kwargs)
+            try:
+                return await asyncio.wait_for(future, self.budget_s)
+            except TimeoutError:
+                self._restart(executor)
+                raise FeedRefused("parse_timeout", f"parsing took longer than {self.budget_s:g} s") from None
+            except BrokenProcessPool:
+                # Another document's overrun (or a crashed worker) took this pool down; try once more.
+                self._restart(executor)
+                if attempt == 2:
+                    raise FeedRefused("parse_error", "the parser worker died") from None
+        raise AssertionError("unreachable")
+
+    def _restart(self, executor: ProcessPoolExecutor) -> None:
+        if executor is not self._executor:
+            return  # someone else already replaced it
+        self._executor = self._new_executor()
+        self.restarts += 1
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.kill()  # ProcessPoolExecutor has no public way to stop a running task
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class InlineParser:
+    """The same interface in a thread of this process: for `newswatch fetch` and small tests."""
+
+    async def parse(self, content: bytes, base_url: str, **kwargs) -> ParsedFeed:
+        return await asyncio.to_thread(parse_feed, content, base_url, **kwargs)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,234 @@
+"""The asyncio orchestrator: poll each feed on its schedule and queue what is new for Kafka.
+
+Thin on purpose: every decision is made by a pure function elsewhere (fetch's response value,
+parse_feed, schedule.next_poll, the store's dedupe); this module only wires them together
+under a global and a per-host concurrency limit, keeps feed health and updates the metrics.
+All dependencies (HTTP client, store, parser, publisher, clock) are passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+
+from newswatch.logs import log_event, safe_url
+from newswatch.netguard import guarded_transport
+
+from ingest.feeds_config import FeedConfig
+from ingest.fetch import FetchError, FetchLimits, FetchResponse, Validators, fetch_feed
+from ingest.metrics import IngestMetrics
+from ingest.parse import FeedRefused, TextCaps
+from ingest.schedule import ScheduleBounds, next_poll
+from ingest.seen import FeedState, IngestStore
+from ingest.settings import IngestSettings
+
+log = logging.getLogger("ingest.poller")
+PRUNE_EVERY_S = 86400.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build_client(settings: IngestSettings) -> httpx.AsyncClient:
+    """The one HTTP client all polls share: guarded transport, no redirects followed by httpx
+    (fetch_feed follows and checks them), no proxy or netrc from the environment."""
+    limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+    transport = guarded_transport(allow_private_networks=settings.allow_private_networks, limits=limits)
+    timeout = httpx.Timeout(connect=settings.connect_timeout_s, read=settings.fetch_deadline_s,
+                            write=settings.fetch_deadline_s, pool=settings.fetch_deadline_s)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+
+
+def fetch_limits(settings: IngestSettings) -> FetchLimits:
+    return FetchLimits(max_body_bytes=settings.max_body_bytes, deadline_s=settings.fetch_deadline_s,
+                       connect_timeout_s=settings.connect_timeout_s, max_redirects=settings.max_redirects,
+                       user_agent=settings.user_agent)
+
+
+def schedule_bounds(settings: IngestSettings) -> ScheduleBounds:
+    return ScheduleBounds(floor_s=settings.interval_floor_s, ceiling_s=settings.interval_ceiling_s,
+                          max_backoff_s=settings.max_backoff_s, max_server_delay_s=settings.max_server_delay_s)
+
+
+def text_caps(settings: IngestSettings) -> TextCaps:
+    return TextCaps(title=settings.max_title_chars, text=settings.max_text_chars, summary=settings.max_summary_chars)
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll did: outcome is new | unchanged | not_modified | error."""
+
+    feed_url: str
+    outcome: str
+    reason: str | None = None
+    status: int | None = None
+    entries: int = 0
+    queued: int = 0
+    next_poll_at: datetime | None = None
+
+
+class Poller:
+    def __init__(self, feeds: Sequence[FeedConfig], *, client: httpx.AsyncClient, store: IngestStore, parser,
+                 metrics: IngestMetrics, settings: IngestSettings, on_queued: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime] = utc_now, rand: Callable[[], float] = random.random):
+        self.feeds = list(feeds)
+        self.client = client
+        self.store = store
+        self.parser = parser
+        self.metrics = metrics
+        self.settings = settings
+        self.on_queued = on_queued
+        self.clock = clock
+        self.rand = rand
+        self.limits = fetch_limits(settings)
+        self.bounds = schedule_bounds(settings)
+        self.caps = text_caps(settings)
+        self.states: dict[str, FeedState] = store.feed_states_for(feed.url for feed in self.feeds)
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._per_host: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.per_host))
+        self.metrics.feeds_total.set(len(self.feeds))
+        self._update_failing()
+
+    def _update_failing(self) -> None:
+        self.metrics.feeds_failing.set(sum(1 for s in self.states.values() if s.consecutive_failures))
+
+    async def poll_all(self) -> list[PollReport]:
+        """Poll every feed once now (limits apply); for tests, benchmarks and a first cycle."""
+        return list(await asyncio.gather(*(self.poll_feed(feed) for feed in self.feeds)))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every feed on its own schedule until `stop` is set."""
+        tasks = [asyncio.create_task(self._feed_loop(feed, stop), name=f"feed:{feed.url}") for feed in self.feeds]
+        last_prune = None
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                if last_prune is None or (now - last_prune).total_seconds() >= PRUNE_EVERY_S:
+                    removed = self.store.prune(now, self.settings.seen_retention_days)
+                    if removed:
+                        log_event(log, logging.INFO, "seen_pruned", keys=removed)
+                    last_prune = now
+                await _wait(stop, 60.0)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _feed_loop(self, feed: FeedConfig, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            due = self.states[feed.url].next_poll_at
+            delay = (due - self.clock()).total_seconds() if due else 0.0
+            if delay > 0 and await _wait(stop, delay):
+                return
+            try:
+                await self.poll_feed(feed)
+            except Exception as exc:  # a bug must not end this feed's loop silently
+                log.exception("poll_crashed", extra={"fields": {"feed_url": safe_url(feed.url)}})
+                state = self.states[feed.url]
+                self._finish(feed, state, "error", f"internal: {type(exc).__name__}", None, None, self.clock())
+
+    async def poll_feed(self, feed: FeedConfig) -> PollReport:
+        """Fetch, parse and queue one feed; never raises for anything the feed does."""
+        state = self.states[feed.url]
+        validators = Validators(state.etag, state.last_modified)
+        async with self._global, self._per_host[feed.host]:
+            started = self.clock()
+            try:
+                response = await fetch_feed(self.client, feed.url, validators=validators, limits=self.limits)
+            except FetchError as exc:
+                self.metrics.fetch_seconds.observe((self.clock() - started).total_seconds())
+                return self._fail(feed, state, exc.reason, exc.detail, exc.status, exc.retry_after_s, started)
+        now = self.clock()
+        self.metrics.fetch_seconds.observe(response.elapsed_s)
+        floor = _server_floor(response, now, None)
+        if response.status == 304:
+            return self._finish(feed, state.with_(**_validator_fields(response, validators)),
+                                "not_modified", None, response.status, floor, now)
+        if not response.is_success:
+            retry_after = response.retry_after(now) if response.is_rate_limited else None
+            return self._fail(feed, state, f"http_{response.status}", f"HTTP {response.status}",
+                              response.status, retry_after, now)
+        try:
+            parsed = await self.parser.parse(
+                response.content, response.url, fetched_at=now, feed_url=feed.url, feed_name=feed.name,
+                lang_hint=feed.lang, tags=feed.tags, content_type=response.content_type, caps=self.caps)
+        except FeedRefused as exc:
+            return self._fail(feed, state, exc.reason, exc.detail, response.status, None, now)
+        self.metrics.parse_seconds.observe((self.clock() - now).total_seconds())
+        floor = _server_floor(response, now, parsed.ttl_s)
+        done = self.clock()
+        decision = self._schedule(feed, state, "new", floor, done)  # provisional: outcome known after dedupe
+        success = state.with_(**_validator_fields(response, validators), last_attempt_at=started,
+                              last_success_at=done, consecutive_failures=0, last_error=None)
+        queued_entries = self.store.unseen(parsed.entries)
+        outcome = "new" if queued_entries else "unchanged"
+        if outcome != "new":
+            decision = self._schedule(feed, state, outcome, floor, done)
+        success = success.with_(last_outcome=outcome, interval_s=decision.interval_s, next_poll_at=decision.at)
+        queued = self.store.record_poll(success, parsed.entries, done)
+        self.states[feed.url] = success.with_(articles_total=state.articles_total + len(queued))
+        self.metrics.polls.labels(outcome=outcome).inc()
+        self.metrics.articles_queued.inc(len(queued))
+        self.metrics.entries_skipped.inc(len(parsed.entries) - len(queued))
+        self._update_failing()
+        if queued:
+            self.on_queued()
+        return PollReport(feed.url, outcome, None, response.status, len(parsed.entries), len(queued), decision.at)
+
+    def _schedule(self, feed: FeedConfig, state: FeedState, outcome: str, floor: float | None, now: datetime):
+        return next_poll(now, outcome=outcome, interval_s=state.interval_s or feed.interval,
+                         configured_s=feed.interval, failures=state.consecutive_failures + (outcome == "error"),
+                         server_floor_s=floor, bounds=self.bounds, rand=self.rand())
+
+    def _finish(self, feed: FeedConfig, state: FeedState, outcome: str, reason: str | None, status: int | None,
+                floor: float | None, now: datetime) -> PollReport:
+        decision = self._schedule(feed, state, outcome, floor, now)
+        if outcome == "error":
+            state = state.with_(consecutive_failures=state.consecutive_failures + 1, last_error=reason)
+        else:
+            state = state.with_(consecutive_failures=0, last_error=None, last_success_at=now)
+        state = state.with_(last_attempt_at=now, last_outcome=outcome, interval_s=decision.interval_s,
+                            next_poll_at=decision.at)
+        self.store.save_feed(state)
+        self.states[feed.url] = state
+        self.metrics.polls.labels(outcome=outcome).inc()
+        self._update_failing()
+        return PollReport(feed.url, outcome, reason.split(":")[0] if reason else None, status,
+                          next_poll_at=decision.at)
+
+    def _fail(self, feed: FeedConfig, state: FeedState, reason: str, detail: str, status: int | None,
+              retry_after: float | None, now: datetime) -> PollReport:
+        self.metrics.feed_errors.labels(reason=reason).inc()
+        report = self._finish(feed, state, "error", f"{reason}: {detail}"[:300], status, retry_after, now)
+        log_event(log, logging.WARNING, "feed_failed", feed=feed.display_name, feed_url=safe_url(feed.url),
+                  reason=reason, detail=detail[:200], failures=self.states[feed.url].consecutive_failures,
+                  next_poll_at=report.next_poll_at.isoformat(timespec="seconds"))
+        return report
+
+
+def _validator_fields(response: FetchResponse, previous: Validators) -> dict:
+    fresh = response.validators(previous)
+    return {"etag": fresh.etag, "last_modified": fresh.last_modified}
+
+
+def _server_floor(response: FetchResponse, now: datetime, ttl_s: float | None) -> float | None:
+    """The longest wait the server asked for: Retry-After, Cache-Control max-age, RSS ttl."""
+    hints = [h for h in (response.retry_after(now), response.max_age, ttl_s) if h is not None]
+    return max(hints) if hints else None
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True when `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        return True
+    except TimeoutError:
+        return False

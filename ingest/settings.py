@@ -1,0 +1,51 @@
+"""The `ingest:` section of newswatch.yaml: limits, politeness and where the state file lives.
+
+Every field has a default, so a newswatch.yaml without an `ingest:` section is valid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+
+from newswatch.yamlconf import StrictModel
+
+DEFAULT_USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch/newswatch; feed poller)"
+
+
+class IngestSettings(StrictModel):
+    """Stage settings for the poller; see docs/ingest.md for what each one defends against."""
+
+    allow_private_networks: bool = pydantic.Field(
+        default=False, description="permit loopback/private/link-local targets (tests, local demo)")
+    state_dir: Path = pydantic.Field(
+        default=Path(".newswatch/ingest"), description="folder of the state file; relative to newswatch.yaml")
+    concurrency: int = pydantic.Field(default=50, ge=1, le=1000, description="fetches in flight, all hosts")
+    per_host: int = pydantic.Field(default=2, ge=1, le=100, description="fetches in flight per host")
+    max_body_bytes: int = pydantic.Field(default=15 * 1024 * 1024, ge=1024,
+                                         description="cap on the decoded body, enforced while streaming")
+    fetch_deadline_s: float = pydantic.Field(default=30.0, gt=0, le=600,
+                                             description="total time for one fetch, redirects included")
+    connect_timeout_s: float = pydantic.Field(default=10.0, gt=0, le=120)
+    max_redirects: int = pydantic.Field(default=3, ge=0, le=10)
+    user_agent: str = pydantic.Field(default=DEFAULT_USER_AGENT, min_length=1)
+    interval_floor_s: float = pydantic.Field(default=60.0, ge=1, description="never poll a feed more often")
+    interval_ceiling_s: float = pydantic.Field(default=3600.0, ge=1, description="never poll a feed less often")
+    max_backoff_s: float = pydantic.Field(default=6 * 3600.0, ge=1, description="longest wait after errors")
+    max_server_delay_s: float = pydantic.Field(
+        default=24 * 3600.0, ge=1, description="cap on Retry-After / max-age / ttl a server may ask for")
+    parse_workers: int = pydantic.Field(default=2, ge=1, le=64, description="feed parser processes")
+    parse_budget_s: float = pydantic.Field(default=20.0, gt=0, le=600, description="time to parse one document")
+    max_title_chars: int = pydantic.Field(default=1000, ge=10)
+    max_text_chars: int = pydantic.Field(default=20_000, ge=100)
+    max_summary_chars: int = pydantic.Field(default=2_000, ge=100)
+    seen_retention_days: int = pydantic.Field(default=180, ge=1,
+                                              description="forget ids not sighted for this long")
+
+    @pydantic.model_validator(mode="after")
+    def _floor_below_ceiling(self) -> "IngestSettings":
+        if self.interval_floor_s > self.interval_ceiling_s:
+            raise ValueError(f"interval_floor_s ({self.interval_floor_s:g}) is above "
+                             f"interval_ceiling_s ({self.interval_ceiling_s:g})")
+        return self
