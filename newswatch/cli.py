@@ -25,6 +25,8 @@ STAGE_COMMANDS: dict[str, str] = {
     "fetch": "ingest.cli:fetch",
     "ingest": "ingest.cli:ingest",
     "feeds": "ingest.cli:feeds",
+    "alerts": "alerts.cli:alerts",
+    "sink": "alerts.sink:sink",
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
+from alerts.settings import AlertsSettings
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.stack.settings import UpSettings
 from newswatch.yamlconf import StrictModel, load_file
@@ -30,6 +31,7 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 # key -> "module:function", where function(path) -> list[ConfigProblem].
 FILE_CHECKERS: dict[str, str] = {
     "feeds": "ingest.feeds_config:problems",
+    "subscriptions": "alerts.subscriptions:problems",
 }
 
 
@@ -40,6 +42,7 @@ class AppConfig(StrictModel):
     watchlists: Path | None = None
     subscriptions: Path | None = None
     up: UpSettings = UpSettings()
+    alerts: AlertsSettings = AlertsSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:

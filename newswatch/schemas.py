@@ -157,6 +157,10 @@ class AlertPayload(pydantic.BaseModel):
     timestamp: UtcDatetime
     subscription: str
     story_id: str
+    reason: Literal["first", "changed", "test"] = "first"  # a new story, a follow-up, or `alerts test`
+    sequence: int = 1  # 1 for a story's first alert, 2, 3... for follow-ups
+    sources_count: int = 0  # every known source, even when `sources` was cut to fit the size limit
+    truncated: bool = False  # evidence, snippets or sources were cut to keep the body under 20 kB
     sources: tuple[Source, ...]
     topics: tuple[TopicHit, ...]
     article: dict[str, Any]

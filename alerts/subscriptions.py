@@ -1,0 +1,207 @@
+"""The subscriptions file: who gets which alerts, where, in what format, and what is silenced.
+
+`load_subscriptions(path)` validates strictly (unknown keys, duplicate names, bad URLs and
+durations are all reported with file:line:column); `problems(path)` is the `newswatch check`
+hook. Secrets and secret URLs are *names of environment variables*, read by `resolve_endpoint`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import pydantic
+
+from alerts.durations import Duration
+from alerts.settings import GroupingSettings
+from newswatch.errors import ConfigError, ConfigProblem
+from newswatch.schemas import UtcDatetime
+from newswatch.secrets import Secret, secret_from_env
+from newswatch.yamlconf import StrictModel, parse_yaml, problems_from_validation, position_of
+
+# Severities the processors emit, weakest first; `min_severity` compares by this order.
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Headers newswatch sets itself; a subscription must not override the signature or framing.
+_RESERVED_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
+                     "content-length", "host", "user-agent"}
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name (letters, digits, '_')")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+class SourceFilter(StrictModel):
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+class ThrottleSettings(StrictModel):
+    max_per_hour: int = pydantic.Field(ge=1, description="alerts beyond this in any hour are held for a digest")
+
+
+class Subscription(StrictModel):
+    """One receiver of alerts and the filter that decides what it receives."""
+
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    url: str | None = None
+    url_env: str | None = pydantic.Field(default=None, description="env var holding a URL that is itself a secret")
+    format: Literal["json", "slack", "discord", "teams"] = "json"
+    secret_env: str | None = None
+    headers_env: dict[str, str] = pydantic.Field(default_factory=dict,
+                                                 description="header name -> env var holding its value")
+    topics: tuple[str, ...] | Literal["all"] = "all"
+    languages: tuple[str, ...] = ()
+    min_score: float = 0.0
+    min_severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
+    sources: SourceFilter = SourceFilter()
+    grouping: GroupingSettings | None = None
+    throttle: ThrottleSettings | None = None
+    enabled: bool = True
+
+    _url_ok = pydantic.field_validator("url")(lambda cls, v: v if v is None else _http_url(v))
+    _envs_ok = pydantic.field_validator("url_env", "secret_env")(lambda cls, v: v if v is None else _env_name(v))
+
+    @pydantic.field_validator("headers_env")
+    @classmethod
+    def _headers_ok(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, env in value.items():
+            if not _HEADER_NAME.match(header):
+                raise ValueError(f"{header!r} is not a valid header name")
+            if header.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"{header!r} is set by newswatch and cannot be overridden")
+            _env_name(env)
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one_url(self) -> "Subscription":
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url or url_env")
+        if self.format == "json" and self.secret_env is None:
+            raise ValueError("format json needs secret_env: receivers must be able to verify signatures")
+        return self
+
+    def wants_topic(self, topic: str) -> bool:
+        return self.topics == "all" or topic in self.topics
+
+
+class SilenceMatchers(StrictModel):
+    """All given matchers must hold (case-insensitive); an absent matcher matches anything."""
+
+    topic: str | None = None
+    source: str | None = None
+    language: str | None = None
+    term: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _not_empty(self) -> "SilenceMatchers":
+        if not any((self.topic, self.source, self.language, self.term)):
+            raise ValueError("a silence needs at least one of topic, source, language, term")
+        return self
+
+
+class Silence(StrictModel):
+    """Mute matching alerts until `expires_at` (Alertmanager's silence, with news matchers)."""
+
+    matchers: SilenceMatchers
+    expires_at: UtcDatetime
+    subscriptions: tuple[str, ...] = pydantic.Field(default=(), description="empty: every subscription")
+    comment: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+class SubscriptionsFile(StrictModel):
+    subscriptions: tuple[Subscription, ...] = ()
+    silences: tuple[Silence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A subscription's resolved secrets: where to POST, the signing secret, extra headers."""
+
+    url: Secret
+    secret: Secret | None
+    headers: dict[str, Secret]
+
+    def all_secrets(self) -> list[Secret]:
+        return [s for s in (self.url, self.secret, *self.headers.values()) if s is not None]
+
+
+def resolve_endpoint(subscription: Subscription, environ=None) -> Endpoint:
+    """Read a subscription's URL, secret and header values from the environment (MissingSecretError if unset)."""
+    purpose = f"subscription {subscription.name}"
+    url = (Secret(subscription.url, "") if subscription.url is not None
+           else secret_from_env(subscription.url_env, f"{purpose} url", environ))
+    secret = secret_from_env(subscription.secret_env, f"{purpose} signing secret", environ) \
+        if subscription.secret_env else None
+    headers = {name: secret_from_env(env, f"{purpose} header {name}", environ)
+               for name, env in subscription.headers_env.items()}
+    return Endpoint(url=url, secret=secret, headers=headers)
+
+
+def load_subscriptions_text(text: str, source: str = "<string>") -> SubscriptionsFile:
+    """Parse and validate a subscriptions document, reporting every problem with its position."""
+    data, positions = parse_yaml(text, source)
+    try:
+        parsed = SubscriptionsFile.model_validate(data or {})
+    except pydantic.ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, source, positions)) from None
+    problems = _cross_checks(parsed, source, positions)
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def _cross_checks(parsed: SubscriptionsFile, source: str, positions) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    seen: set[str] = set()
+    for index, sub in enumerate(parsed.subscriptions):
+        if sub.name in seen:
+            line, col = position_of(positions, ("subscriptions", index, "name")) or (None, None)
+            problems.append(ConfigProblem(source, line, col, f"subscriptions.{index}.name",
+                                          f"duplicate subscription name {sub.name!r}"))
+        seen.add(sub.name)
+    for index, silence in enumerate(parsed.silences):
+        for name in silence.subscriptions:
+            if name not in seen:
+                line, col = position_of(positions, ("silences", index, "subscriptions")) or (None, None)
+                problems.append(ConfigProblem(source, line, col, f"silences.{index}.subscriptions",
+                                              f"unknown subscription {name!r}"))
+    return problems
+
+
+def load_subscriptions(path: str | Path) -> SubscriptionsFile:
+    """Read and validate a subscriptions file (ConfigError with file:line:column on any problem)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(str(path), "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return load_subscriptions_text(text, str(path))
+
+
+def problems(path: str | Path) -> list[ConfigProblem]:
+    """Every problem in a subscriptions file (the `newswatch check` hook); empty when it is valid."""
+    try:
+        load_subscriptions(path)
+    except ConfigError as exc:
+        return exc.problems
+    return []
