@@ -226,6 +226,7 @@ class Stack:
         tail = AlertTail(self.run_dir / "alerts.jsonl")
         tail.offset = tail.path.stat().st_size if tail.path.exists() else 0
         ports = {stage: getattr(self.config.up.metrics_ports, stage) for stage in ("ingest", "process", "alerts")}
+        began, hinted = time.monotonic(), False
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while not self.stop_requested.is_set():
                 for line in tail.read_new():
@@ -234,6 +235,11 @@ class Stack:
                         self.console.say("\n".join(format_alert(payload)))
                 snapshot = await self._snapshot(client, ports, tail.count)
                 self.console.status(snapshot.line(), time.monotonic())
+                if not hinted and self._nothing_new(snapshot, time.monotonic() - began):
+                    hinted = True
+                    self.console.say(f"no new articles: the demo entries were all published by an earlier run "
+                                     f"(ingest remembers what it saw). Add an entry to a file in "
+                                     f"{self._demo_dir()} and watch it arrive.")
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stop_requested.wait(), timeout=STATUS_INTERVAL)
             for line in tail.read_new():
@@ -241,6 +247,11 @@ class Stack:
                 if payload is not None:
                     self.console.say("\n".join(format_alert(payload)))
             self.console.say(f"final: {(await self._snapshot(client, ports, tail.count)).line()}")
+
+    def _nothing_new(self, snapshot: StatusSnapshot, elapsed: float) -> bool:
+        """True when the demo feeds were polled for a while and nothing new came of it."""
+        return (self.demo is not None and elapsed > 30 and (snapshot.polls or 0) >= 6
+                and snapshot.articles == 0 and snapshot.alerts_received == 0)
 
     async def _snapshot(self, client: httpx.AsyncClient, ports: dict[str, int], received: int) -> StatusSnapshot:
         async def scrape(port: int):

@@ -97,13 +97,14 @@ def summarize(stage_samples: Mapping[str, list[Sample] | None], alerts_received:
 
 
 def alert_payload(line: str) -> dict | None:
-    """The alert body in one line of the sink's JSON-lines file (bare, or under "payload"/"body")."""
+    """The alert body in one line of the sink's JSON-lines file (bare, or under "payload"/"body");
+    None for a duplicate delivery or a line that is not an alert."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
         return None
-    if not isinstance(record, dict):
-        return None
+    if not isinstance(record, dict) or record.get("duplicate"):
+        return None  # the sink marks re-deliveries (same webhook-id) as duplicates: shown once
     for key in ("payload", "body", "alert"):
         if isinstance(record.get(key), dict):
             return record[key]

@@ -37,6 +37,7 @@ class ChildHistory:
     """What the supervisor remembers about one child between restarts."""
 
     started_at: float | None = None
+    log_offset: int = 0  # where this run's output starts in the log file
     restarts: int = 0
     consecutive_failures: int = 0
 
@@ -101,14 +102,14 @@ def _die_with_parent() -> None:
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def tail_lines(path: Path | None, count: int = 8) -> str:
-    """The last `count` lines of a log file ('' when there is none)."""
+def tail_lines(path: Path | None, count: int = 8, since: int = 0) -> str:
+    """The last `count` lines of a log file written after byte `since` ('' when there are none)."""
     if path is None or not path.exists():
         return ""
     with path.open("rb") as handle:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
-        handle.seek(max(0, size - 16384))
+        handle.seek(max(since, size - 16384))
         text = handle.read().decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-count:])
 
@@ -137,9 +138,11 @@ class Supervisor:
 
     async def _spawn(self, spec: ChildSpec, history: ChildHistory) -> ChildHistory:
         log = None
+        offset = 0
         if spec.log_path is not None:
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
             log = spec.log_path.open("ab")
+            offset = log.tell()
         try:
             process = await asyncio.create_subprocess_exec(
                 *spec.argv, env={**self.base_env, **spec.env}, stdin=asyncio.subprocess.DEVNULL,
@@ -150,7 +153,7 @@ class Supervisor:
                 log.close()
         self.processes[spec.name] = process
         self.on_event(ChildEvent(spec.name, "started", process.pid))
-        return replace(history, started_at=self.clock())
+        return replace(history, started_at=self.clock(), log_offset=offset)
 
     async def _watch(self, spec: ChildSpec, history: ChildHistory) -> None:
         while True:
@@ -163,7 +166,7 @@ class Supervisor:
             self.on_event(ChildEvent(spec.name, decision.reason, process.pid,
                                      f"{describe_exit(returncode)}; restarting in {decision.delay:.0f} s "
                                      f"(restart {decision.history.restarts})",
-                                     tail_lines(spec.log_path)))
+                                     tail_lines(spec.log_path, since=history.log_offset)))
             # A child may have left workers behind in its process group.
             _signal_group(process.pid, signal.SIGKILL)
             try:

@@ -73,6 +73,7 @@ def test_alert_rendering_has_title_topics_terms_source_and_link():
 def test_alert_payload_accepts_bare_or_wrapped_lines():
     assert alert_payload(json.dumps(SEED_ALERT))["story_id"] == "s1"
     assert alert_payload(json.dumps({"received_at": "t", "payload": SEED_ALERT}))["story_id"] == "s1"
+    assert alert_payload(json.dumps({"duplicate": True, "body": SEED_ALERT})) is None
     assert alert_payload("{not json") is None and alert_payload('"x"') is None
     digest = {"type": "newswatch.digest", "count": 2, "subscription": "s", "alerts": [{"title": "a"}, {"title": "b"}]}
     assert format_alert(alert_payload(json.dumps(digest)))[0].startswith("DIGEST 2 alerts")

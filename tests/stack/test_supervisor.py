@@ -101,3 +101,16 @@ async def test_child_ignoring_sigterm_is_killed_after_the_deadline(tmp_path):
     await supervisor.stop()
     assert any(e.kind == "killed" for e in events)
     assert not _alive(pid)
+
+
+def test_tail_lines_shows_only_the_latest_runs_output(tmp_path):
+    from newswatch.stack.supervisor import tail_lines
+
+    log = tmp_path / "x.log"
+    log.write_text("old 1\nold 2\n")
+    offset = log.stat().st_size
+    with log.open("a") as handle:
+        handle.write("new 1\nnew 2\nnew 3\n")
+    assert tail_lines(log, count=2, since=offset) == "new 2\nnew 3"
+    assert tail_lines(log, count=10, since=offset) == "new 1\nnew 2\nnew 3"
+    assert tail_lines(tmp_path / "missing.log") == ""
