@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import httpx
@@ -73,11 +74,13 @@ class PollReport:
     entries: int = 0
     queued: int = 0
     next_poll_at: datetime | None = None
+    elapsed_s: float = 0.0
 
 
 class Poller:
     def __init__(self, feeds: Sequence[FeedConfig], *, client: httpx.AsyncClient, store: IngestStore, parser,
                  metrics: IngestMetrics, settings: IngestSettings, on_queued: Callable[[], None] = lambda: None,
+                 on_report: Callable[[PollReport], None] = lambda report: None,
                  clock: Callable[[], datetime] = utc_now, rand: Callable[[], float] = random.random):
         self.feeds = list(feeds)
         self.client = client
@@ -86,6 +89,7 @@ class Poller:
         self.metrics = metrics
         self.settings = settings
         self.on_queued = on_queued
+        self.on_report = on_report
         self.clock = clock
         self.rand = rand
         self.limits = fetch_limits(settings)
@@ -137,6 +141,13 @@ class Poller:
 
     async def poll_feed(self, feed: FeedConfig) -> PollReport:
         """Fetch, parse and queue one feed; never raises for anything the feed does."""
+        began = time.monotonic()
+        report = await self._poll(feed)
+        report = replace(report, elapsed_s=time.monotonic() - began)
+        self.on_report(report)
+        return report
+
+    async def _poll(self, feed: FeedConfig) -> PollReport:
         state = self.states[feed.url]
         validators = Validators(state.etag, state.last_modified)
         async with self._global, self._per_host[feed.host]:

@@ -43,9 +43,10 @@ class IngestSettings(StrictModel):
     seen_retention_days: int = pydantic.Field(default=180, ge=1,
                                               description="forget ids not sighted for this long")
 
-    @pydantic.model_validator(mode="after")
-    def _floor_below_ceiling(self) -> "IngestSettings":
-        if self.interval_floor_s > self.interval_ceiling_s:
-            raise ValueError(f"interval_floor_s ({self.interval_floor_s:g}) is above "
-                             f"interval_ceiling_s ({self.interval_ceiling_s:g})")
-        return self
+    @pydantic.field_validator("interval_ceiling_s")
+    @classmethod
+    def _ceiling_above_floor(cls, value: float, info: pydantic.ValidationInfo) -> float:
+        floor = info.data.get("interval_floor_s")
+        if floor is not None and floor > value:  # reported on the ceiling's line
+            raise ValueError(f"interval_floor_s ({floor:g}) is above interval_ceiling_s ({value:g})")
+        return value
