@@ -1,0 +1,1 @@
+"""Processors: the stage between `newswatch.articles` and `newswatch.matches`."""

@@ -1,0 +1,429 @@
+"""Watchlists: YAML topic packs, validated strictly and compiled once into an immutable `Watchlist`.
+
+A folder holds one or more `*.yaml` packs; each pack lists topics with their terms (per language,
+with suffix wildcards and RE2 regexes), exclusions and rules. `load_watchlists(path)` returns the
+compiled `Watchlist` or raises ConfigError listing every problem with file:line; `problems(path)`
+returns the same problems for `newswatch check`. The file format is documented in docs/detection.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+
+from newswatch.errors import ConfigError, ConfigProblem
+from newswatch.yamlconf import StrictModel, parse_yaml, position_of, problems_from_validation
+from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, normalize_term
+
+# Part of Watchlist.version: bump when compilation or rule semantics change.
+ENGINE_VERSION = "1"
+
+FIELDS = ("title", "summary", "text")
+LANGUAGES = ("ar", "en", "ru")
+Field = Literal["title", "summary", "text"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+_ID = r"^[a-z][a-z0-9_]*$"
+_MIN_STEM = 3  # letters before a `*`: shorter stems ("в*", "ал*") match half the language
+
+
+# --- the YAML models ---------------------------------------------------------------------------
+
+def _check_variant(value: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a term must be a string")
+    if "*" in value[:-1]:
+        raise ValueError(f"{value!r}: '*' is only allowed at the end of a term (suffix wildcard)")
+    stem = normalize_term(value.removesuffix("*"))
+    if not stem:
+        raise ValueError(f"{value!r}: empty term (nothing left after normalisation)")
+    if value.endswith("*") and sum(c.isalnum() for c in stem) < _MIN_STEM:
+        raise ValueError(f"{value!r}: a wildcard needs at least {_MIN_STEM} letters before '*'")
+    return value
+
+
+def _check_regex(value: str) -> str:
+    compiled = compile_regex(value)  # raises ValueError with the reason
+    if compiled.search("") is not None:
+        raise ValueError(f"{value!r}: the regex matches the empty string")
+    return value
+
+
+Variant = pydantic.StrictStr
+
+
+class TermSpec(StrictModel):
+    """One named term: its spellings per language ("any" for script-independent codes) and regexes."""
+
+    any: tuple[Variant, ...] = ()
+    ar: tuple[Variant, ...] = ()
+    en: tuple[Variant, ...] = ()
+    ru: tuple[Variant, ...] = ()
+    regex: tuple[Variant, ...] = ()
+
+    @pydantic.field_validator("any", "ar", "en", "ru")
+    @classmethod
+    def _variants(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_variant(v) for v in values)
+
+    @pydantic.field_validator("regex")
+    @classmethod
+    def _regexes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_regex(v) for v in values)
+
+    @pydantic.model_validator(mode="after")
+    def _not_empty(self) -> "TermSpec":
+        if not (self.any or self.ar or self.en or self.ru or self.regex):
+            raise ValueError("empty term: give at least one spelling (any, ar, en, ru or regex)")
+        return self
+
+
+class ExcludeSpec(StrictModel):
+    """Terms that veto the topic: near one of its hits (`within` words) or anywhere in the article."""
+
+    terms: tuple[str, ...] = pydantic.Field(min_length=1)
+    within: int | None = pydantic.Field(default=None, ge=0, le=1000)
+
+
+class RuleSpec(StrictModel):
+    """When a topic fires: all_of every term, any_of one of them, none_of none; optionally close together."""
+
+    id: str = pydantic.Field(pattern=_ID)
+    all_of: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    none_of: tuple[str, ...] = ()
+    near: int | None = pydantic.Field(default=None, ge=0, le=1000, description="words")
+    same_sentence: bool = False
+    fields: tuple[Field, ...] = FIELDS
+    score: float = pydantic.Field(default=0.8, gt=0, le=1)
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> "RuleSpec":
+        if not (self.all_of or self.any_of):
+            raise ValueError("a rule needs all_of or any_of")
+        slots = len(self.all_of) + (1 if self.any_of else 0)
+        if (self.near is not None or self.same_sentence) and slots < 2:
+            raise ValueError("near/same_sentence need at least two things to bring together "
+                             "(two all_of terms, or all_of plus any_of)")
+        if self.near is not None and self.same_sentence:
+            raise ValueError("choose near or same_sentence, not both")
+        if not self.fields:
+            raise ValueError("fields must name at least one of title, summary, text")
+        return self
+
+
+class TopicSpecModel(StrictModel):
+    id: str = pydantic.Field(pattern=_ID)
+    title: str = pydantic.Field(min_length=1)
+    severity: Severity = "medium"
+    description: str = ""
+    terms: dict[str, TermSpec] = pydantic.Field(min_length=1)
+    exclude: tuple[ExcludeSpec, ...] = ()
+    rules: tuple[RuleSpec, ...] = ()
+
+    @pydantic.field_validator("terms")
+    @classmethod
+    def _term_ids(cls, terms: dict[str, TermSpec]) -> dict[str, TermSpec]:
+        for name in terms:
+            if not re.match(_ID, str(name)):
+                raise ValueError(f"term id {name!r} must be lower_snake_case")
+        return terms
+
+
+class WatchlistFile(StrictModel):
+    """One topic pack file."""
+
+    topics: tuple[TopicSpecModel, ...] = ()
+
+
+# --- the compiled form -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """What callers need to know about a topic."""
+
+    id: str
+    title: str
+    severity: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    all_of: tuple[int, ...]
+    any_of: tuple[int, ...]
+    none_of: tuple[int, ...]
+    near: int | None
+    same_sentence: bool
+    fields: frozenset[str]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    terms: tuple[int, ...]
+    within: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTopic:
+    topic: Topic
+    terms: frozenset[int]  # every term id this topic's rules or exclusions use
+    positive: frozenset[int]  # the ones that can raise it
+    rules: tuple[Rule, ...]
+    exclusions: tuple[Exclusion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One automaton key's meaning: which term, in which language, how to check its ends."""
+
+    term: int
+    lang: str | None  # None: any language
+    wildcard: bool  # letters may follow (визит* -> визитом)
+    proclitics: bool  # Arabic: و ف ب ل ك ال may be attached before it
+
+
+@dataclass(frozen=True, slots=True)
+class RegexEntry:
+    term: int
+    pattern: Any  # a compiled RE2 pattern
+
+
+@dataclass(frozen=True)
+class Watchlist:
+    """All topic packs compiled together: pass it to `detect()`. Immutable and safe to share."""
+
+    version: str
+    topics: tuple[Topic, ...]
+    compiled: tuple[CompiledTopic, ...]
+    term_names: tuple[str, ...]  # term id -> "topic.term"
+    keys: dict[str, tuple[KeyEntry, ...]]
+    regexes: tuple[RegexEntry, ...]
+    sources: tuple[str, ...] = ()
+    automaton: Any = field(default=None, repr=False, compare=False)
+
+
+# --- safe regexes ------------------------------------------------------------------------------
+
+def compile_regex(pattern: str):
+    """Compile with RE2 (linear time, no backtracking), or raise ValueError saying what is wrong."""
+    import re2  # imported here: only packs that use regexes pay for it
+
+    options = re2.Options()
+    options.log_errors = False  # the error goes into our ConfigProblem, not onto stderr
+    options.max_mem = 8 << 20
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"{pattern!r}: invalid regex ({reason}); RE2 syntax is required "
+                         f"(no backreferences or lookaround)") from None
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def _pack_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [path]
+
+
+@dataclass
+class _Parsed:
+    source: str
+    text: str
+    model: WatchlistFile
+    positions: dict
+
+
+def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    parsed: list[_Parsed] = []
+    if not path.exists():
+        return [], [ConfigProblem(str(path), None, None, "", "no such file or folder")]
+    files = _pack_files(path)
+    if not files:
+        return [], [ConfigProblem(str(path), None, None, "", "no watchlist files (*.yaml) in this folder")]
+    for file in files:
+        source = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(ConfigProblem(source, None, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+            continue
+        except OSError as exc:
+            problems.append(ConfigProblem(source, None, None, "", f"cannot read: {exc.strerror}"))
+            continue
+        try:
+            data, positions = parse_yaml(text, source)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        try:
+            model = WatchlistFile.model_validate(data if data is not None else {})
+        except pydantic.ValidationError as exc:
+            problems.extend(problems_from_validation(exc, source, positions))
+            continue
+        if not model.topics:
+            problems.append(ConfigProblem(source, 1, 1, "topics", "a watchlist file needs at least one topic"))
+            continue
+        parsed.append(_Parsed(source, text, model, positions))
+    return parsed, problems
+
+
+def _problem(parsed: _Parsed, loc: tuple, message: str) -> ConfigProblem:
+    pos = position_of(parsed.positions, loc)
+    return ConfigProblem(parsed.source, pos[0] if pos else None, pos[1] if pos else None,
+                         ".".join(str(p) for p in loc), message)
+
+
+def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    # Topic ids are global: a rule may name another topic's term as "topic.term".
+    topic_at: dict[str, tuple[_Parsed, int]] = {}
+    for pack in parsed:
+        for index, topic in enumerate(pack.model.topics):
+            if topic.id in topic_at:
+                first, first_index = topic_at[topic.id]
+                first_pos = position_of(first.positions, ("topics", first_index, "id"))
+                where = f"{first.source}:{first_pos[0]}" if first_pos else first.source
+                problems.append(_problem(pack, ("topics", index, "id"),
+                                         f"duplicate topic id {topic.id!r} (first defined at {where})"))
+            else:
+                topic_at[topic.id] = (pack, index)
+
+    term_names: list[str] = []
+    term_index: dict[str, int] = {}
+    for topic_id, (pack, index) in topic_at.items():
+        for name in pack.model.topics[index].terms:
+            term_index[f"{topic_id}.{name}"] = len(term_names)
+            term_names.append(f"{topic_id}.{name}")
+
+    def resolve(pack: _Parsed, topic_id: str, ref: str, loc: tuple) -> int | None:
+        qualified = ref if "." in ref else f"{topic_id}.{ref}"
+        if qualified in term_index:
+            return term_index[qualified]
+        other_topic, _, term = qualified.partition(".")
+        if other_topic not in topic_at:
+            problems.append(_problem(pack, loc, f"{ref!r} names an unknown topic {other_topic!r}"))
+        elif other_topic == topic_id:
+            problems.append(_problem(pack, loc, f"unknown term {term!r} (this topic defines: "
+                                                f"{', '.join(sorted(pack_terms(pack, topic_id)))})"))
+        else:
+            problems.append(_problem(pack, loc, f"topic {other_topic!r} has no term {term!r}"))
+        return None
+
+    def pack_terms(pack: _Parsed, topic_id: str) -> list[str]:
+        owner, idx = topic_at[topic_id]
+        return list(owner.model.topics[idx].terms)
+
+    compiled: list[CompiledTopic] = []
+    keys: dict[str, list[KeyEntry]] = {}
+    regexes: list[RegexEntry] = []
+    for topic_id, (pack, index) in sorted(topic_at.items()):
+        spec = pack.model.topics[index]
+        base = ("topics", index)
+        for name, term in spec.terms.items():
+            term_id = term_index[f"{topic_id}.{name}"]
+            for lang in ("any",) + LANGUAGES:
+                for variant in getattr(term, lang):
+                    for key, entry in _key_entries(variant, term_id, None if lang == "any" else lang):
+                        keys.setdefault(key, []).append(entry)
+            for pattern in term.regex:
+                regexes.append(RegexEntry(term_id, compile_regex(pattern)))
+
+        def refs(names: tuple[str, ...], loc: tuple) -> tuple[int, ...]:
+            out = []
+            for i, ref in enumerate(names):
+                resolved = resolve(pack, topic_id, ref, loc + (i,))
+                if resolved is not None:
+                    out.append(resolved)
+            return tuple(out)
+
+        exclusions = tuple(
+            Exclusion(refs(ex.terms, base + ("exclude", i, "terms")), ex.within)
+            for i, ex in enumerate(spec.exclude))
+        excluded = {t for ex in exclusions for t in ex.terms}
+        rules: list[Rule] = []
+        seen_rules: set[str] = set()
+        for i, rule in enumerate(spec.rules):
+            loc = base + ("rules", i)
+            if rule.id in seen_rules:
+                problems.append(_problem(pack, loc + ("id",), f"duplicate rule id {rule.id!r} in topic {topic_id!r}"))
+            seen_rules.add(rule.id)
+            rules.append(Rule(rule.id, refs(rule.all_of, loc + ("all_of",)), refs(rule.any_of, loc + ("any_of",)),
+                              refs(rule.none_of, loc + ("none_of",)), rule.near, rule.same_sentence,
+                              frozenset(rule.fields), rule.score))
+        own_terms = tuple(term_index[f"{topic_id}.{name}"] for name in spec.terms)
+        if not rules:
+            # No rules: any of the topic's own terms (except pure exclusion terms) raises it.
+            positive = tuple(t for t in own_terms if t not in excluded)
+            rules.append(Rule("any_term", (), positive, (), None, False, frozenset(FIELDS), 0.8))
+        positive_terms = frozenset(t for r in rules for t in r.all_of + r.any_of)
+        used = positive_terms | {t for r in rules for t in r.none_of} | excluded
+        compiled.append(CompiledTopic(Topic(spec.id, spec.title, spec.severity, spec.description.strip()),
+                                      frozenset(used), positive_terms, tuple(rules), exclusions))
+    if problems:
+        return None, problems
+    digest = hashlib.sha256(f"newswatch-watchlist n{NORMALIZATION_VERSION} e{ENGINE_VERSION}\n".encode())
+    for pack in parsed:
+        digest.update(Path(pack.source).name.encode() + b"\0" + pack.text.encode() + b"\0")
+    watchlist = Watchlist(
+        version=digest.hexdigest()[:16],
+        topics=tuple(c.topic for c in compiled),
+        compiled=tuple(compiled),
+        term_names=tuple(term_names),
+        keys={k: tuple(dict.fromkeys(v)) for k, v in keys.items()},
+        regexes=tuple(regexes),
+        sources=tuple(p.source for p in parsed),
+    )
+    from processors.detection.engine import build_automaton  # the engine owns the automaton
+
+    object.__setattr__(watchlist, "automaton", build_automaton(watchlist.keys))
+    return watchlist, []
+
+
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
+
+
+def _key_entries(variant: str, term_id: int, lang: str | None):
+    """Automaton keys for one spelling: its normalised form, code variants, Arabic ال-ل contraction."""
+    wildcard = variant.endswith("*")
+    stem = normalize_term(variant.removesuffix("*"))
+    arabic = bool(_ARABIC.match(stem))
+    entry = KeyEntry(term_id, lang, wildcard, arabic)
+    forms = list(code_variants(stem))
+    if arabic and stem.startswith("ال") and len(stem) > 3:
+        forms.append("لل" + stem[2:])  # ل + الدفاع is written للدفاع
+    for form in forms:
+        yield form, entry
+
+
+def problems(path: str | Path) -> list[ConfigProblem]:
+    """Every problem in a watchlist file or folder (for `newswatch check`); [] when it compiles."""
+    parsed, found = _parse_files(Path(path))
+    if found:
+        return found
+    _, found = _compile(parsed)
+    return found
+
+
+def load_watchlists(path: str | Path) -> Watchlist:
+    """Load and compile every pack in `path` (a folder of *.yaml, or one file).
+
+    Raises ConfigError listing every problem with file:line; the same files always give
+    the same `version`.
+    """
+    parsed, found = _parse_files(Path(path))
+    if not found:
+        watchlist, found = _compile(parsed)
+    if found:
+        raise ConfigError(found)
+    return watchlist
