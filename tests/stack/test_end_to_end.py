@@ -44,7 +44,7 @@ EXPECTED = json.loads((SEEDS / "demo-feeds" / "expected.json").read_text(encodin
 ALL_TOPICS = {"arms_deal", "air_defense_system", "ministerial_visit"}
 # Entries this test adds while the stack runs, one per feed (RSS and Atom, ar/en/ru).
 LIVE_ENTRIES = [
-    {"feed": "rt-arabic.xml", "kind": "rss", "topics": {"air_defense_system"},
+    {"feed": "rt-arabic.xml", "kind": "rss", "topics": {"air_defense_system", "arms_deal"},
      "title": "العراق يتسلم الدفعة الأولى من منظومة الدفاع الجوي الكورية",
      "text": "أعلنت وزارة الدفاع العراقية تسلم الدفعة الأولى من منظومة دفاع جوي متوسطة المدى، "
              "على أن تنشر البطاريات حول بغداد لاعتراض الصواريخ والطائرات المسيرة."},
