@@ -29,7 +29,7 @@ from newswatch.kafka_settings import BOOTSTRAP_ENV
 from newswatch.stack.demo_server import DemoFeedServer, Served
 from newswatch.stack.plan import plan_children, ports_in_use
 from newswatch.stack.status import StatusSnapshot, alert_payload, format_alert, parse_metrics, summarize
-from newswatch.stack.supervisor import ChildEvent, Supervisor
+from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor
 
 STATUS_INTERVAL = 1.0
 PLAIN_STATUS_EVERY = 10.0
@@ -108,7 +108,8 @@ class Stack:
     """One run of `newswatch up`. `run()` returns the exit code."""
 
     def __init__(self, config: AppConfig, config_file: Path, run_dir: Path, console: Console,
-                 environ: dict[str, str] | None = None, broker_factory: Callable[[], local.LocalBroker] | None = None):
+                 environ: dict[str, str] | None = None, broker_factory: Callable[[], local.LocalBroker] | None = None,
+                 plan: Callable[..., list[ChildSpec]] = plan_children):
         self.config = config
         self.config_file = config_file
         self.run_dir = run_dir
@@ -117,6 +118,7 @@ class Stack:
         self.broker_factory = broker_factory or (lambda: local.LocalBroker(
             data_dir=local.default_data_dir(self.environ), port=local.default_port(self.environ),
             environ=self.environ, progress=lambda msg: console.say(f"kafka: {msg}")))
+        self.plan = plan
         self.broker: local.LocalBroker | None = None
         self.demo: DemoFeedServer | None = None
         self.supervisor: Supervisor | None = None
@@ -161,7 +163,7 @@ class Stack:
             if not self.environ.get(secret_env):
                 # Generated per run and handed to alerts and sink through their environment only.
                 env[secret_env] = new_sink_secret()
-        specs = plan_children(self.config_file, self.config.up, self.run_dir)
+        specs = self.plan(self.config_file, self.config.up, self.run_dir)
         self.supervisor = Supervisor(specs, on_event=self._on_child_event, base_env={**self.environ, **env})
         self.console.say(f"starting {', '.join(s.name for s in specs)} (logs in {self.run_dir / 'logs'})")
         await self.supervisor.start()
