@@ -27,6 +27,9 @@ STAGE_COMMANDS: dict[str, str] = {
     "feeds": "ingest.cli:feeds",
     "alerts": "alerts.cli:alerts",
     "sink": "alerts.sink:sink",
+    "detect": "processors.detection.cli:detect",
+    "process": "processors.cli:process",
+    "backtest": "processors.cli:backtest",
 }
 
 

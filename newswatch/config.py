@@ -21,6 +21,7 @@ from alerts.settings import AlertsSettings
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.stack.settings import UpSettings
 from newswatch.yamlconf import StrictModel, load_file
+from processors.settings import ProcessSettings
 
 from ingest.settings import IngestSettings
 
@@ -32,6 +33,7 @@ SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 FILE_CHECKERS: dict[str, str] = {
     "feeds": "ingest.feeds_config:problems",
     "subscriptions": "alerts.subscriptions:problems",
+    "watchlists": "processors.detection.watchlist:problems",
 }
 
 
@@ -43,6 +45,7 @@ class AppConfig(StrictModel):
     subscriptions: Path | None = None
     up: UpSettings = UpSettings()
     alerts: AlertsSettings = AlertsSettings()
+    process: ProcessSettings = ProcessSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:

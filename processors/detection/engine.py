@@ -211,12 +211,22 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, _Field],
     for rule, _ in fired:
         miss *= 1.0 - rule.score
     best = max(fired, key=lambda f: f[0].score)[0]
-    evidence_hits = sorted({h for _, ev in fired for h in ev}, key=lambda h: (FIELDS.index(h.field), h.start))
+    evidence_hits = _outermost({h for _, ev in fired for h in ev})
     return TopicHit(
         topic=topic.topic.id, title=topic.topic.title, severity=topic.topic.severity,
         score=round(1.0 - miss, 4), rule=best.id,
         evidence=tuple(_evidence(h, fields[h.field]) for h in evidence_hits[:MAX_EVIDENCE]),
     )
+
+
+def _outermost(hits: Iterable[Hit]) -> list[Hit]:
+    """Hits in text order, without those inside another ("Patriot" inside "Patriot batteries")."""
+    kept: list[Hit] = []
+    for hit in sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, -h.end)):
+        if kept and kept[-1].field == hit.field and hit.end <= kept[-1].end:
+            continue
+        kept.append(hit)
+    return kept
 
 
 def _near_any(hit: Hit, vetoes: list[Hit], within: int, fields: dict[str, _Field]) -> bool:

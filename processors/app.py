@@ -1,0 +1,41 @@
+"""The faust App for the processor stage, and nothing else (topics, tables and agents have their
+own modules). `create_app(config, partitions)` builds one App per worker; there is no global App.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from newswatch.config import AppConfig
+
+APP_SUFFIX = "processor"
+
+
+def broker_urls(bootstrap: str) -> str:
+    """`host1:9092,host2:9092` -> faust's `kafka://host1:9092;kafka://host2:9092`."""
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip())
+
+
+def create_app(config: AppConfig, *, partitions: int, app_suffix: str = APP_SUFFIX) -> faust.App:
+    """The App for `config`: consumer group and changelog topics named under the topic prefix.
+
+    The table store is `memory://`: the state it keeps (matched article ids for the dedup window
+    and the open stories) is small, and it is rebuilt from the compacted changelog topics at
+    start-up; RocksDB would need a native module that is not among the project's dependencies.
+    `partitions` must equal the articles topic's, so tables are co-partitioned with it.
+    """
+    return faust.App(
+        f"{config.kafka.topic_prefix}{app_suffix}",
+        broker=broker_urls(config.kafka.bootstrap()),
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,            # no HTTP port per worker; metrics have their own endpoint
+        topic_partitions=partitions,
+        consumer_auto_offset_reset="earliest",  # a new consumer group starts with the retained articles
+        producer_acks=-1,
+        producer_linger_ms=5,          # lets a batch's matches share produce requests
+        producer_max_batch_size=512 * 1024,
+        stream_buffer_maxsize=8192,
+        broker_max_poll_records=2000,
+        worker_redirect_stdouts=False,
+    )

@@ -1,0 +1,147 @@
+"""`newswatch detect`: run the detector offline over JSON-lines files (feeds and URLs: see below).
+
+Each input line is an article `{id, lang, title, text}` (other fields ignored). Output is one
+JSON line per article, `--format table` for people, or with `--eval` a precision/recall/F1
+report against each line's `labels`. Bad lines are reported with file:line and skipped; the
+command then exits 1 after processing everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import click
+
+from newswatch.schemas import dumps
+from processors.detection.engine import detect as detect_topics
+from processors.detection.evaluate import ALL, format_report, score_labelled
+from processors.detection.watchlist import Watchlist, load_watchlists
+
+DEFAULT_WATCHLISTS = Path(__file__).resolve().parents[2] / "seeds" / "watchlists"
+
+
+@dataclass(frozen=True)
+class InputArticle:
+    """The fields detect() reads, from one JSON line."""
+
+    id: str
+    title: str
+    text: str
+    lang: str | None
+    summary: str = ""
+    labels: frozenset[str] | None = None
+
+
+class BadLine(ValueError):
+    """One input line that is not an article; `where` is file:line."""
+
+    def __init__(self, where: str, reason: str):
+        self.where = where
+        super().__init__(f"{where}: {reason}")
+
+
+def parse_line(raw: str, where: str) -> InputArticle:
+    """One JSON line -> InputArticle, or BadLine saying what is wrong."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadLine(where, f"not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise BadLine(where, f"expected a JSON object, got {type(data).__name__}")
+    if not isinstance(data.get("id"), (str, int)) or data.get("id") == "":
+        raise BadLine(where, "missing 'id'")
+    for name in ("title", "text", "summary"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise BadLine(where, f"'{name}' must be a string")
+    if not (data.get("title") or data.get("text") or data.get("summary")):
+        raise BadLine(where, "no 'title', 'text' or 'summary' to search")
+    labels = data.get("labels")
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+        raise BadLine(where, "'labels' must be a list of topic ids")
+    lang = data.get("lang")
+    return InputArticle(str(data["id"]), data.get("title") or "", data.get("text") or "",
+                        lang if isinstance(lang, str) else None, data.get("summary") or "",
+                        frozenset(labels) if labels is not None else None)
+
+
+def read_articles(lines: Iterable[str], name: str, errors: list[str]) -> Iterator[InputArticle]:
+    """Articles from JSON lines; bad lines go to `errors` (as file:line: reason) and are skipped."""
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            yield parse_line(raw, f"{name}:{number}")
+        except BadLine as exc:
+            errors.append(str(exc))
+
+
+def _open_input(name: str, errors: list[str]) -> Iterator[InputArticle]:
+    if name == "-":
+        yield from read_articles(sys.stdin, "<stdin>", errors)
+        return
+    if "://" in name:
+        errors.append(f"{name}: URLs and feed files are not supported by this version yet "
+                      f"(they arrive with the ingest parser); give a JSON-lines file")
+        return
+    path = Path(name)
+    if not path.exists() or path.is_dir():
+        errors.append(f"{name}: no such file")
+        return
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        yield from read_articles(handle, name, errors)
+
+
+def _hit_json(hit) -> dict:
+    return {"topic": hit.topic, "score": hit.score, "rule": hit.rule,
+            "evidence": [e.model_dump() for e in hit.evidence]}
+
+
+def _table_rows(article: InputArticle, hits) -> list[str]:
+    if not hits:
+        return [f"{article.id:<24} {'-':<20}"]
+    rows = []
+    for hit in hits:
+        terms = ", ".join(dict.fromkeys(e.term for e in hit.evidence))
+        rows.append(f"{article.id:<24} {hit.topic:<20} {hit.score:>5.2f}  {hit.rule:<26} {terms}")
+    return rows
+
+
+@click.command("detect")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--watchlists", "watchlists_path", type=click.Path(path_type=Path), default=DEFAULT_WATCHLISTS,
+              show_default="seeds/watchlists", help="folder of topic packs (or one pack file)")
+@click.option("--format", "output_format", type=click.Choice(["json", "table"]), default="json", show_default=True)
+@click.option("--eval", "evaluate", is_flag=True,
+              help="inputs carry `labels`; print precision, recall and F1 per topic and language")
+def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, evaluate: bool) -> None:
+    """Run the detector offline over INPUT... (JSON-lines files of {id, lang, title, text}; - is stdin)."""
+    watchlist: Watchlist = load_watchlists(watchlists_path)
+    errors: list[str] = []
+    results = []
+    out = sys.stdout
+    for name in inputs:
+        for article in _open_input(name, errors):
+            hits = detect_topics(article, watchlist)
+            if evaluate:
+                if article.labels is None:
+                    errors.append(f"{name}: article {article.id!r} has no 'labels' (needed by --eval)")
+                    continue
+                results.append((article.lang, article.labels, frozenset(h.topic for h in hits)))
+            elif output_format == "table":
+                for row in _table_rows(article, hits):
+                    out.write(row + "\n")
+            else:
+                out.write(dumps({"id": article.id, "topics": [_hit_json(h) for h in hits]}) + "\n")
+    if evaluate:
+        table = score_labelled(results, [t.id for t in watchlist.topics])
+        out.write(format_report(table) + "\n")
+        out.write(f"{len(results)} articles, watchlist {watchlist.version}, "
+                  f"overall F1 {table[(ALL, ALL)].f1:.3f}\n")
+    for error in errors:
+        click.echo(f"newswatch detect: {error}", err=True)
+    if errors:
+        sys.exit(1)

@@ -1,0 +1,51 @@
+"""The processor's state as faust tables with changelog topics: matched article ids (dedup) and
+open stories. `TableState` adapts a table to the pipeline's KeyValueState.
+
+Writes name their changelog partition explicitly (the partition of the article that caused
+them), because one batch mixes records of several partitions and faust would otherwise use the
+partition of whichever event it saw last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import faust
+
+
+@dataclass(frozen=True)
+class ProcessorTables:
+    processed: faust.Table
+    stories: faust.Table
+
+
+def declare_tables(app: faust.App, partitions: int) -> ProcessorTables:
+    """Both tables, co-partitioned with the articles topic (`partitions` partitions)."""
+    def table(name: str, help_: str) -> faust.Table:
+        schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+        return app.Table(name, schema=schema, partitions=partitions, help=help_)
+
+    return ProcessorTables(processed=table("processed", "article id -> where and when it was first matched"),
+                           stories=table("stories", "story id -> signature and sources of an open story"))
+
+
+class TableState:
+    """A faust Table seen as a KeyValueState (reads from the local store, writes to the changelog)."""
+
+    def __init__(self, table: faust.Table):
+        self._table = table
+
+    def get(self, key: str) -> dict | None:
+        return self._table.data.get(key)
+
+    def put(self, key: str, value: dict, partition: int) -> None:
+        self._table.data[key] = value
+        self._table.send_changelog(partition, key, value)
+
+    def delete(self, key: str, partition: int) -> None:
+        if self._table.data.pop(key, None) is not None:
+            self._table.send_changelog(partition, key, None)
+
+    def items(self) -> Iterable[tuple[str, dict]]:
+        return list(self._table.data.items())

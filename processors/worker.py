@@ -1,0 +1,103 @@
+"""Assembles one processor worker (topics, tables, pipeline, agent, reloads, metrics) on a faust
+App and runs it until SIGTERM or SIGINT. The detector and watchlist loader are passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, start_http_server
+
+from newswatch.config import AppConfig
+from newswatch.errors import ConfigError
+from newswatch.logs import log_event, setup_logging
+from processors.agents import register_processor_agent, register_watchlist_reloads
+from processors.app import create_app
+from processors.metrics import ProcessorMetrics
+from processors.pipeline import ArticleProcessor, Detector
+from processors.reload import WatchlistReloader
+from processors.stories import Sketcher, StoryIndex
+from processors.tables import TableState, declare_tables
+from processors.topic_setup import ensure_topics
+from processors.topics import declare_topics
+
+log = logging.getLogger("newswatch.processors")
+
+
+def _ms(delta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def watchlist_folder(config: AppConfig) -> Path:
+    folder = config.resolve(config.watchlists)
+    if folder is None:
+        raise ConfigError.single(str(config.base_dir / "newswatch.yaml"), "not set; the processor needs "
+                                 "a folder of topic packs", key="watchlists")
+    return folder
+
+
+@dataclass
+class ProcessorWorker:
+    """The pieces of one worker, kept together so tests and the CLI can reach them."""
+
+    app: faust.App
+    processor: ArticleProcessor
+    reloader: WatchlistReloader
+    metrics: ProcessorMetrics
+    partitions: int
+
+
+def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Callable[[Path], Any],
+                    registry: CollectorRegistry) -> ProcessorWorker:
+    """Load the watchlists (ConfigError if they are bad), make sure the topics exist and wire the App."""
+    settings = config.process
+    reloader = WatchlistReloader(watchlist_folder(config), load_watchlists)
+    partitions = ensure_topics(config.kafka.bootstrap(), config.kafka.topics, settings.partitions)
+    app = create_app(config, partitions=partitions)
+    topics = declare_topics(app, config.kafka.topics)
+    tables = declare_tables(app, partitions)
+    stories = StoryIndex(Sketcher(), similarity=settings.story_similarity, window_ms=_ms(settings.story_window),
+                         max_sources=settings.max_sources)
+    processor = ArticleProcessor(detect=detect, current_watchlist=lambda: reloader.current, stories=stories,
+                                 processed=TableState(tables.processed), story_state=TableState(tables.stories),
+                                 dedup_retention_ms=_ms(settings.dedup_retention))
+    metrics = ProcessorMetrics(registry)
+    register_processor_agent(app, topics, processor, metrics, batch_size=settings.batch_size,
+                             batch_within=settings.batch_within.total_seconds())
+    register_watchlist_reloads(app, reloader, metrics, interval=settings.reload_interval.total_seconds())
+    return ProcessorWorker(app, processor, reloader, metrics, partitions)
+
+
+class _Worker(faust.Worker):
+    """faust's Worker with newswatch's one-line key=value logs instead of its own set-up."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None  # its terminal escapes would garble the log lines
+        setup_logging(level)
+        for chatty in ("faust", "mode", "aiokafka", "kafka"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def run_worker(config: AppConfig, *, metrics_port: int, detect: Detector,
+               load_watchlists: Callable[[Path], Any]) -> None:
+    """Run the processor until SIGTERM/SIGINT, then return (faust stops cleanly and commits)."""
+    registry = CollectorRegistry()
+    worker_parts = build_processor(config, detect=detect, load_watchlists=load_watchlists, registry=registry)
+    if metrics_port:
+        start_http_server(metrics_port, registry=registry)
+    log_event(log, logging.INFO, "processor_starting", app_id=worker_parts.app.conf.id,
+              bootstrap=config.kafka.bootstrap(), articles_topic=config.kafka.topics.articles,
+              partitions=worker_parts.partitions, watchlists=str(worker_parts.reloader.folder),
+              watchlist_version=worker_parts.reloader.current.version, metrics_port=metrics_port or "off")
+    worker = _Worker(worker_parts.app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    log_event(log, logging.INFO, "processor_stopped", app_id=worker_parts.app.conf.id)

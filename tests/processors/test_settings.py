@@ -1,0 +1,51 @@
+"""The `process:` section: defaults, human durations, strict keys with file:line."""
+
+from datetime import timedelta
+
+import pytest
+
+from newswatch.config import AppConfig
+from newswatch.errors import ConfigError
+from newswatch.yamlconf import load_text
+from processors.settings import ProcessSettings, parse_duration
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("500ms", timedelta(milliseconds=500)), ("30s", timedelta(seconds=30)), ("15m", timedelta(minutes=15)),
+    ("48h", timedelta(hours=48)), ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2)),
+    ("1.5h", timedelta(minutes=90)),
+])
+def test_parse_duration(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["7", "7 days", "-1d", "", "d"])
+def test_parse_duration_refuses_other_forms(text):
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+def test_defaults_apply_when_the_section_is_absent():
+    config = load_text("kafka: {topic_prefix: x.}\n", AppConfig, "newswatch.yaml")
+    assert config.process == ProcessSettings()
+    assert config.process.dedup_retention == timedelta(days=7)
+
+
+def test_section_is_read_with_durations():
+    config = load_text("process:\n  dedup_retention: 3d\n  reload_interval: 500ms\n  partitions: 4\n",
+                       AppConfig, "newswatch.yaml")
+    assert config.process.dedup_retention == timedelta(days=3)
+    assert config.process.reload_interval == timedelta(milliseconds=500)
+    assert config.process.partitions == 4
+
+
+@pytest.mark.parametrize("body, line, needle", [
+    ("process:\n  batchsize: 10\n", 2, "batchsize"),
+    ("process:\n  story_window: soon\n", 2, "is not a duration"),
+    ("process:\n  reload_interval: 0s\n", 2, "longer than zero"),
+])
+def test_bad_values_name_the_line(body, line, needle):
+    with pytest.raises(ConfigError) as caught:
+        load_text(body, AppConfig, "newswatch.yaml")
+    problem = caught.value.problems[0]
+    assert problem.line == line and needle in str(caught.value)
