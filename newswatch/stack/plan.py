@@ -21,18 +21,21 @@ def newswatch_argv(*args: str, python: str | None = None) -> tuple[str, ...]:
 
 def plan_children(config_file: Path, settings: UpSettings, run_dir: Path,
                   python: str | None = None) -> list[ChildSpec]:
-    """The supervised children, in start order: the sink first, so the first alert finds it."""
+    """The supervised children, in start order: the sink first, so the first alert finds it.
+
+    They run in `run_dir`, so whatever a stage writes relative to its working directory (faust's
+    data folder) stays there and not in the user's folder."""
     specs: list[ChildSpec] = []
     if settings.sink is not None:
         specs.append(ChildSpec("sink", newswatch_argv(
             "sink", "--host", "127.0.0.1", "--port", str(settings.sink.port),
             "--out", str(run_dir / "alerts.jsonl"), "--secret-env", settings.sink.secret_env, python=python),
-            log_path=run_dir / "logs" / "sink.log"))
+            log_path=run_dir / "logs" / "sink.log", cwd=run_dir))
     for stage in STAGES:
         port = getattr(settings.metrics_ports, stage)
         specs.append(ChildSpec(stage, newswatch_argv(
             stage, "--config", str(config_file), "--metrics-port", str(port), python=python),
-            log_path=run_dir / "logs" / f"{stage}.log"))
+            log_path=run_dir / "logs" / f"{stage}.log", cwd=run_dir))
     return specs
 
 

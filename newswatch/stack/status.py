@@ -83,14 +83,14 @@ def summarize(stage_samples: Mapping[str, list[Sample] | None], alerts_received:
     if ingest is not None:
         errors += _total(ingest, "newswatch_ingest_feed_errors_total")
     if process is not None:
-        errors += _total(process, "newswatch_process_dead_letters_total")
+        errors += _total(process, "newswatch_processor_articles_total", outcome="dead_letter")
     if alerts is not None:
         errors += _total_except(alerts, "newswatch_alerts_deliveries_total", "outcome", {"delivered", "retry"})
     return StatusSnapshot(
         polls=None if ingest is None else _total(ingest, "newswatch_ingest_polls_total"),
         articles=None if ingest is None else _total(ingest, "newswatch_ingest_articles_published_total"),
-        processed=None if process is None else _total(process, "newswatch_process_articles_total"),
-        matches_by_topic={} if process is None else _by_label(process, "newswatch_process_matches_total", "topic"),
+        processed=None if process is None else _total(process, "newswatch_processor_articles_total"),
+        matches_by_topic={} if process is None else _by_label(process, "newswatch_processor_matches_total", "topic"),
         deliveries=None if alerts is None else _total(alerts, "newswatch_alerts_deliveries_total",
                                                       outcome="delivered"),
         alerts_received=alerts_received, errors=errors, restarts=restarts)

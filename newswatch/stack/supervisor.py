@@ -81,6 +81,7 @@ class ChildSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    cwd: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class Supervisor:
             process = await asyncio.create_subprocess_exec(
                 *spec.argv, env={**self.base_env, **spec.env}, stdin=asyncio.subprocess.DEVNULL,
                 stdout=log or asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                cwd=spec.cwd, start_new_session=True, preexec_fn=_die_with_parent)
         finally:
             if log is not None:
                 log.close()

@@ -16,10 +16,12 @@ newswatch_ingest_polls_total{outcome="not_modified"} 9
 newswatch_ingest_articles_published_total 19
 newswatch_ingest_feed_errors_total{reason="timeout"} 2
 """
-PROCESS = """newswatch_process_articles_total 19
-newswatch_process_matches_total{topic="arms_deal"} 4
-newswatch_process_matches_total{topic="ministerial_visit"} 3
-newswatch_process_dead_letters_total{reason="schema"} 1
+PROCESS = """newswatch_processor_articles_total{outcome="matched"} 7
+newswatch_processor_articles_total{outcome="no_topics"} 10
+newswatch_processor_articles_total{outcome="duplicate"} 1
+newswatch_processor_articles_total{outcome="dead_letter"} 1
+newswatch_processor_matches_total{topic="arms_deal"} 4
+newswatch_processor_matches_total{topic="ministerial_visit"} 3
 """
 ALERTS = """newswatch_alerts_deliveries_total{subscription="local-sink",outcome="delivered",reason="ok"} 7
 newswatch_alerts_deliveries_total{subscription="local-sink",outcome="retry",reason="http_500"} 2
