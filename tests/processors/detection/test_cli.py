@@ -1,0 +1,68 @@
+"""`newswatch detect`: JSON lines out, table for people, --eval report, bad lines reported with file:line."""
+
+import json
+
+from click.testing import CliRunner
+
+from newswatch.cli import main
+from tests.processors.detection.conftest import DATA
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_json_lines_output_with_evidence(tmp_path):
+    src = _write(tmp_path / "in.jsonl", [
+        json.dumps({"id": "a1", "lang": "en", "title": "Turkey took delivery of the S-400", "text": "", "url": "x"}),
+        json.dumps({"id": "a2", "lang": "en", "title": "Weather", "text": "Sunny."}),
+    ])
+    result = CliRunner().invoke(main, ["detect", src])
+    assert result.exit_code == 0, result.output
+    first, second = [json.loads(line) for line in result.stdout.splitlines()]
+    assert first["id"] == "a1"
+    topics = {t["topic"]: t for t in first["topics"]}
+    assert set(topics) == {"air_defense_system", "arms_deal"}
+    evidence = topics["air_defense_system"]["evidence"][0]
+    assert (evidence["term"], evidence["field"], evidence["start"], evidence["end"]) == ("S-400", "title", 28, 33)
+    assert second == {"id": "a2", "topics": []}
+
+
+def test_bad_lines_are_reported_and_the_rest_processed(tmp_path):
+    src = _write(tmp_path / "in.jsonl", [
+        json.dumps({"id": "ok1", "lang": "en", "title": "THAAD deployed"}),
+        "{not json",
+        json.dumps({"lang": "en", "title": "no id"}),
+        json.dumps({"id": "ok2", "lang": "en", "title": "Iron Dome"}),
+    ])
+    result = CliRunner().invoke(main, ["detect", src])
+    assert result.exit_code == 1
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["ok1", "ok2"]
+    assert f"{src}:2: not JSON" in result.stderr
+    assert f"{src}:3: missing 'id'" in result.stderr
+
+
+def test_table_format(tmp_path):
+    src = _write(tmp_path / "in.jsonl", [json.dumps({"id": "t1", "lang": "en", "title": "THAAD deployed"})])
+    result = CliRunner().invoke(main, ["detect", "--format", "table", src])
+    assert result.exit_code == 0
+    assert result.stdout.split()[:4] == ["t1", "air_defense_system", "0.90", "named_system"]
+
+
+def test_eval_prints_per_topic_per_language_f1():
+    result = CliRunner().invoke(main, ["detect", "--eval", str(DATA / "labelled.jsonl")])
+    assert result.exit_code == 0, result.stderr
+    rows = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines()[1:-1]}
+    for topic in ("arms_deal", "air_defense_system", "ministerial_visit", "all"):
+        for lang in ("ar", "en", "ru", "all"):
+            assert float(rows[(topic, lang)][-1]) >= 0.9
+    assert "overall F1" in result.stdout.splitlines()[-1]
+
+
+def test_bad_watchlists_and_missing_inputs_are_clear_errors(tmp_path):
+    result = CliRunner().invoke(main, ["detect", "--watchlists", str(DATA / "bad" / "unknown-key.yaml"), "x.jsonl"])
+    assert result.exit_code == 1
+    assert "unknown-key.yaml:4:5: topics.0.severty: unknown key" in result.stderr
+    result = CliRunner().invoke(main, ["detect", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code == 1 and "no such file" in result.stderr

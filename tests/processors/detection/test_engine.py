@@ -1,0 +1,249 @@
+"""Table tests for matching and for each rule type: boundaries, proclitics, wildcards, languages,
+near, same sentence, exclusions, field scope, all-of/any-of/none-of, scores and evidence."""
+
+import pytest
+
+from processors.detection import detect
+from tests.processors.detection.conftest import Doc
+
+S400_PACK = """
+topics:
+  - id: sam
+    title: SAM
+    severity: high
+    terms:
+      s400:
+        any: [S-400]
+        ar: [اس-400]
+"""
+
+
+def topics(article, watchlist):
+    return {hit.topic for hit in detect(article, watchlist)}
+
+
+def surfaces(article, watchlist, topic):
+    (hit,) = [h for h in detect(article, watchlist) if h.topic == topic]
+    field_text = {"title": article.title, "text": article.text, "summary": article.summary}
+    for ev in hit.evidence:  # every offset indexes the original text
+        assert field_text[ev.field][ev.start:ev.end] == ev.term
+        assert ev.term in ev.snippet
+    return [ev.term for ev in hit.evidence]
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("Turkey bought the S-400.", "en"),
+    ("Россия поставила С-400 Турции.", "ru"),  # Cyrillic Es
+    ("تسلمت تركيا منظومة إس-400 الروسية", "ar"),
+    ("تسلمت تركيا منظومة اس-400 الروسية", "ar"),
+    ("تسلمت تركيا منظومة إس-٤٠٠ الروسية", "ar"),  # Arabic-Indic digits
+    ("The S\u2011400 batteries", "en"),  # non-breaking hyphen
+    ("The Ѕ-400 batteries", "en"),  # Cyrillic dze homoglyph
+    ("The S400 and the S 400", "en"),
+    ("منظومة S-400 الروسية", "ar"),  # Latin code inside Arabic text
+])
+def test_every_spelling_of_s400_matches(compile_pack, text, lang):
+    watchlist = compile_pack(S400_PACK)
+    assert topics(Doc(text=text, lang=lang), watchlist) == {"sam"}
+
+
+@pytest.mark.parametrize("text", [
+    "The S-4000 is not a missile",  # digits continue
+    "The XS-400 jacket",  # letters before
+    "The S-400x",  # letters after
+])
+def test_codes_do_not_match_inside_longer_tokens(compile_pack, text):
+    assert topics(Doc(text=text, lang="en"), compile_pack(S400_PACK)) == set()
+
+
+VISIT_PACK = """
+topics:
+  - id: visit
+    title: Visits
+    terms:
+      visit:
+        ar: [زيارة, الدفاع الجوي]
+        ru: [визит*]
+        en: [visit]
+"""
+
+
+@pytest.mark.parametrize("text, lang, surface", [
+    # Evidence covers the term itself; the attached proclitics are allowed but not part of it.
+    ("زيارة رسمية", "ar", "زيارة"),
+    ("وزيارة رسمية", "ar", "زيارة"),  # و
+    ("فزيارة", "ar", "زيارة"),  # ف
+    ("بزيارة رسمية", "ar", "زيارة"),  # ب
+    ("لزيارة موسكو", "ar", "زيارة"),  # ل
+    ("كزيارة", "ar", "زيارة"),  # ك
+    ("الزيارة التاريخية", "ar", "زيارة"),  # ال
+    ("وبالزيارة", "ar", "زيارة"),  # و + ب + ال
+    ("فللزيارة", "ar", "زيارة"),  # ف + ل + ال written لل
+    ("زِيَارَةٌ", "ar", "زِيَارَةٌ"),  # diacritics
+    ("زيـــارة", "ar", "زيـــارة"),  # tatweel
+    ("زيارہ", "ar", None),  # a different letter (Urdu heh goal) is not ta marbuta
+    ("وللدفاع الجوي", "ar", "للدفاع الجوي"),  # ل + الدفاع is written للدفاع
+    ("والدفاع الجوي", "ar", "الدفاع الجوي"),
+    ("مزيارة", "ar", None),  # م is not a proclitic: inside a longer word
+    ("Визит министра", "ru", "Визит"),
+    ("после визита в Каир", "ru", "визита"),  # wildcard takes the ending
+    ("визитом", "ru", "визитом"),
+    ("визитёр", "ru", "визитёр"),  # ё folds to е, and the wildcard carries on
+    ("превизит", "ru", None),  # no match inside a word
+    ("a visit to Cairo", "en", "visit"),
+    ("visitors", "en", None),  # no wildcard: no suffix
+])
+def test_boundaries_proclitics_and_wildcards(compile_pack, text, lang, surface):
+    watchlist = compile_pack(VISIT_PACK)
+    article = Doc(text=text, lang=lang)
+    if surface is None:
+        assert topics(article, watchlist) == set()
+    else:
+        assert surfaces(article, watchlist, "visit") == [surface]
+
+
+def test_language_specific_terms_apply_to_their_language_or_unknown(compile_pack):
+    watchlist = compile_pack(VISIT_PACK)
+    assert topics(Doc(text="визит", lang="ru"), watchlist) == {"visit"}
+    assert topics(Doc(text="визит", lang="ru-RU"), watchlist) == {"visit"}
+    assert topics(Doc(text="визит", lang=None), watchlist) == {"visit"}
+    assert topics(Doc(text="визит", lang="en"), watchlist) == set()
+
+
+RULES_PACK = """
+topics:
+  - id: deal
+    title: Arms deals
+    terms:
+      buy: {en: [buy, bought, deal]}
+      weapon: {en: [missile*, tanks]}
+      phrase: {en: [arms deal]}
+      football: {en: [striker, transfer fee]}
+      car: {en: [Mercedes]}
+      sport_news: {en: [Premier League]}
+    exclude:
+      - terms: [football]
+        within: 5
+      - terms: [sport_news]
+    rules:
+      - id: phrase
+        any_of: [phrase]
+        score: 0.9
+      - id: near
+        all_of: [buy, weapon]
+        near: 4
+        none_of: [car]
+        score: 0.7
+  - id: title_only
+    title: In the title
+    terms:
+      word: {en: [missile]}
+    rules:
+      - id: title
+        any_of: [word]
+        fields: [title]
+  - id: sentence
+    title: Same sentence
+    terms:
+      a: {en: [minister]}
+      b: {en: [visit]}
+    rules:
+      - id: sentence
+        all_of: [a, b]
+        same_sentence: true
+"""
+
+
+@pytest.mark.parametrize("text, title, expected", [
+    ("India bought missiles from France.", "", {"deal"}),  # near: 1 word apart
+    ("India bought grain, rice, oil, sugar and then missiles.", "", set()),  # near: too far
+    ("India bought Mercedes cars and missiles.", "", set()),  # none_of vetoes the rule
+    ("The striker bought tanks of petrol.", "", set()),  # exclusion within 5 words vetoes the hits
+    ("An arms deal was signed. " + "word " * 10 + "A striker scored.", "", {"deal"}),  # exclusion too far
+    ("An arms deal, said a Premier League club.", "", set()),  # exclusion without `within`: whole article
+    ("", "Missile test", {"title_only"}),  # field scope: title
+    ("Missile test", "", set()),  # field scope: not in text
+    ("The minister will visit Cairo.", "", {"sentence"}),
+    ("The minister spoke. The visit was later.", "", set()),  # two sentences
+])
+def test_rule_types(compile_pack, text, title, expected):
+    assert topics(Doc(text=text, title=title, lang="en"), compile_pack(RULES_PACK)) == expected
+
+
+def test_scores_combine_fired_rules_and_rule_names_the_best(compile_pack):
+    watchlist = compile_pack(RULES_PACK)
+    (hit,) = detect(Doc(text="An arms deal: they bought missiles.", lang="en"), watchlist)
+    assert hit.rule == "phrase"
+    assert hit.score == pytest.approx(1 - (1 - 0.9) * (1 - 0.7))
+    (hit,) = detect(Doc(text="They bought missiles.", lang="en"), watchlist)
+    assert (hit.rule, hit.score) == ("near", 0.7)
+
+
+def test_all_of_needs_every_term_and_any_of_needs_one(compile_pack):
+    watchlist = compile_pack("""
+    topics:
+      - id: t
+        title: T
+        terms:
+          a: {en: [alpha]}
+          b: {en: [beta]}
+          c: {en: [gamma]}
+          d: {en: [delta]}
+        rules:
+          - id: r
+            all_of: [a, b]
+            any_of: [c, d]
+    """)
+    assert topics(Doc(text="alpha beta delta"), watchlist) == {"t"}
+    assert topics(Doc(text="alpha beta"), watchlist) == set()
+    assert topics(Doc(text="alpha gamma"), watchlist) == set()
+
+
+def test_cross_topic_reference_and_default_rule(compile_pack):
+    watchlist = compile_pack("""
+    topics:
+      - id: systems
+        title: Systems
+        terms:
+          named: {any: [THAAD]}
+      - id: deals
+        title: Deals
+        terms:
+          buy: {en: [buy]}
+        rules:
+          - id: buy_system
+            all_of: [buy, systems.named]
+            near: 3
+    """)
+    assert topics(Doc(text="Riyadh will buy THAAD", lang="en"), watchlist) == {"systems", "deals"}
+    assert topics(Doc(text="THAAD", lang="en"), watchlist) == {"systems"}
+
+
+def test_regex_terms_run_on_normalised_text(compile_pack):
+    watchlist = compile_pack(r"""
+    topics:
+      - id: codes
+        title: Codes
+        terms:
+          hq: {regex: ['hq ?\d{1,2}[a-z]?']}
+    """)
+    article = Doc(text="China showed the HQ-9B and HQ\u201116 systems", lang="en")
+    assert surfaces(article, watchlist, "codes") == ["HQ-9B", "HQ\u201116"]
+
+
+def test_results_are_sorted_and_evidence_is_outermost(seed_watchlist):
+    article = Doc(title="Poland signs deal for Patriot batteries",
+                  text="Warsaw will buy more Patriot missile batteries.", lang="en")
+    hits = detect(article, seed_watchlist)
+    assert [h.topic for h in hits] == sorted(h.topic for h in hits) == ["air_defense_system", "arms_deal"]
+    air = hits[0]
+    assert "Patriot batteries" in [e.term for e in air.evidence]
+    spans = [(e.field, e.start, e.end) for e in air.evidence]
+    assert not any(f1 == f2 and s1 <= s2 and e2 <= e1 and (s1, e1) != (s2, e2)
+                   for f1, s1, e1 in spans for f2, s2, e2 in spans)
+
+
+def test_detect_is_pure_and_repeatable(seed_watchlist):
+    article = Doc(text="Russia delivered S-400 systems to Turkey under the contract.", lang="en")
+    assert detect(article, seed_watchlist) == detect(article, seed_watchlist)
+    assert detect(Doc(), seed_watchlist) == ()
