@@ -1,7 +1,7 @@
 """The thin orchestrator behind `newswatch up`: broker, demo feeds, supervised stages, live view.
 
 Start order: the broker (unless one is configured), the demo feed server, the sink, then
-ingest, process and alerts. Stop order on SIGINT/SIGTERM: the children (SIGTERM to each
+ingest, process and alerts. Stop order on SIGINT/SIGTERM/SIGHUP: the children (SIGTERM to each
 process group, SIGKILL after a deadline), the demo server, then the broker if we started it.
 """
 
@@ -33,6 +33,7 @@ from newswatch.stack.status import StatusSnapshot, alert_payload, format_alert, 
 from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor
 
 STATUS_INTERVAL = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PLAIN_STATUS_EVERY = 10.0
 
 
@@ -143,7 +144,8 @@ class Stack:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a closed terminal must not leave the broker running without us.
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._request_stop, signum)
         try:
             started = await self._start()
@@ -152,7 +154,7 @@ class Stack:
             return 0
         finally:
             await self._shutdown()
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
 
     def _request_stop(self, signum: int) -> None:

@@ -78,8 +78,9 @@ def _pid_gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("already_running, stops", [(True, 0), (False, 1)])
-async def test_up_runs_children_with_broker_and_secret_then_stops_on_sigterm(tmp_path, already_running, stops):
+@pytest.mark.parametrize("already_running, stops, stop_signal", [(True, 0, signal.SIGTERM), (False, 1, signal.SIGHUP)])
+async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tmp_path, already_running, stops,
+                                                                               stop_signal):
     broker = FakeBroker(already_running)
     out = io.StringIO()
     config = _config(tmp_path)
@@ -98,12 +99,12 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_sigterm(tmp
     pids = json.loads((tmp_path / "run" / "up.json").read_text())["children"]
     assert set(pids) == {"ingest", "process"}
 
-    os.kill(os.getpid(), signal.SIGTERM)  # handled by `up`, as Ctrl-C or `docker stop` would be
+    os.kill(os.getpid(), stop_signal)  # handled by `up`: Ctrl-C, `kill`, a closed terminal
     assert await asyncio.wait_for(run, 30) == 0
     assert broker.stops == stops
     assert all(_pid_gone(pid) for pid in pids.values())
     text = out.getvalue()
-    assert "SIGTERM: stopping the stack" in text and text.rstrip().endswith("stopped")
+    assert f"{stop_signal.name}: stopping the stack" in text and text.rstrip().endswith("stopped")
     assert seen["NEWSWATCH_SINK_SECRET"] not in text  # the generated secret is never printed
     served = [json.loads(line) for line in (tmp_path / "run" / "served.jsonl").read_text().splitlines()]
     assert served[-1]["path"] == "/news.xml" and served[-1]["status"] == 200
