@@ -122,7 +122,10 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
     watchlist: Watchlist = load_watchlists(watchlists_path)
     errors: list[str] = []
     results = []
+    mismatches: list[str] = []
     out = sys.stdout
+    if output_format == "table" and not evaluate:
+        out.write(f"{'id':<24} {'topic':<20} {'score':>5}  {'rule':<26} evidence\n")
     for name in inputs:
         for article in _open_input(name, errors):
             hits = detect_topics(article, watchlist)
@@ -130,7 +133,12 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
                 if article.labels is None:
                     errors.append(f"{name}: article {article.id!r} has no 'labels' (needed by --eval)")
                     continue
-                results.append((article.lang, article.labels, frozenset(h.topic for h in hits)))
+                detected = frozenset(h.topic for h in hits)
+                results.append((article.lang, article.labels, detected))
+                mismatches.extend(f"{kind} {topic:<20} {article.id}: {article.title[:70]}"
+                                  for kind, topics in (("missed", article.labels - detected),
+                                                       ("wrong ", detected - article.labels))
+                                  for topic in sorted(topics))
             elif output_format == "table":
                 for row in _table_rows(article, hits):
                     out.write(row + "\n")
@@ -141,6 +149,8 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
         out.write(format_report(table) + "\n")
         out.write(f"{len(results)} articles, watchlist {watchlist.version}, "
                   f"overall F1 {table[(ALL, ALL)].f1:.3f}\n")
+        if mismatches:
+            out.write(f"\n{len(mismatches)} mismatch(es):\n" + "\n".join(mismatches) + "\n")
     for error in errors:
         click.echo(f"newswatch detect: {error}", err=True)
     if errors:

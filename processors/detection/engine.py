@@ -5,7 +5,8 @@ Evaluation order, per article:
    automaton holding every spelling of every term of every topic; RE2 regexes, if any, run after.
 2. A candidate is kept only at word boundaries: no letter or digit right before it (except an
    Arabic proclitic chain such as و ف ب ل ك ال وبال before an Arabic term) and none right after
-   it (except the rest of the word for a `*` wildcard term). Language-specific spellings count
+   it (except the rest of the word for a `*` wildcard term, and letters after a model code:
+   S-400s, S-300PMU, HQ-9B). Language-specific spellings count
    only for articles in that language or of unknown language.
 3. Per topic, exclusions go first: an exclusion with `within: N` discards the topic's hits within
    N words of an exclusion hit in the same field; one without `within` vetoes the topic outright.
@@ -19,15 +20,13 @@ Evaluation order, per article:
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import ahocorasick
-
 from newswatch.schemas import Evidence, TopicHit
 from processors.detection.normalize import Normalized, normalize
-from processors.detection.watchlist import FIELDS, CompiledTopic, KeyEntry, Rule, Watchlist
+from processors.detection.watchlist import FIELDS, CompiledTopic, Rule, Watchlist
 
 MAX_EVIDENCE = 8
 SNIPPET_CONTEXT = 60  # characters of original text each side of the evidence
@@ -42,22 +41,10 @@ _PROCLITICS = frozenset(
 _PROCLITICS = _PROCLITICS - {""}
 _MAX_PROCLITIC = max(len(p) for p in _PROCLITICS)
 _SENTENCE_END = re.compile(r"[.!?؟؛…]+(?=\s)|\n")
-
-
-def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
-    """The Aho-Corasick automaton over every normalised spelling.
-
-    Each key's value is (length, check_left, check_right, entries) with entries as plain
-    tuples (term, lang, wildcard, proclitics): the scan loop runs once per candidate, so it
-    reads tuples rather than attributes.
-    """
-    automaton = ahocorasick.Automaton()
-    for key, entries in keys.items():
-        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics) for e in entries)
-        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain))
-    if len(automaton):
-        automaton.make_automaton()
-    return automaton
+_SEPARATOR = re.compile(r"[ \n]")
+_SHORT_TEXT = 8192  # characters; longer fields get a word index so lookups stay logarithmic
+_EVIDENCE_CAP = 4 * MAX_EVIDENCE  # hits a rule collects before it stops looking for more
+_OVERLAP_WORDS = 12  # an exclusion phrase can overlap a hit that starts this many words away
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +57,26 @@ class Hit:
     end: int
 
 
-class _Field:
+class FieldText:
     """A normalised field, with word and sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences")
+    __slots__ = ("name", "norm", "_sentences", "_separators")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
         self.norm = norm
         self._sentences: list[int] | None = None
+        self._separators: list[int] | None = None
 
     def word(self, pos: int) -> int:
+        """The index of the word at `pos` (words are separated by one space or a line break)."""
         text = self.norm.text
-        return text.count(" ", 0, pos) + text.count("\n", 0, pos)
+        if len(text) <= _SHORT_TEXT:
+            # Counting in C beats building an index for the few lookups a news article needs.
+            return text.count(" ", 0, pos) + text.count("\n", 0, pos)
+        if self._separators is None:
+            self._separators = [m.start() for m in _SEPARATOR.finditer(text)]
+        return bisect_left(self._separators, pos)
 
     def sentence(self, pos: int) -> int:
         if self._sentences is None:
@@ -97,7 +91,7 @@ def _article_lang(article: Any) -> str | None:
     return str(lang).replace("_", "-").split("-")[0].lower() or None
 
 
-def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
+def _scan(field: FieldText, watchlist: Watchlist, lang: str | None) -> list[Hit]:
     """Every term occurrence in one field that passes the boundary and language checks."""
     text = field.norm.text
     size = len(text)
@@ -109,17 +103,21 @@ def _scan(field: _Field, watchlist: Watchlist, lang: str | None) -> list[Hit]:
             end = last + 1
             left_word = check_left and start > 0 and text[start - 1].isalnum()
             right_word = check_right and end < size and text[end].isalnum()
-            for term, term_lang, wildcard, proclitics in entries:
+            for term, term_lang, wildcard, proclitics, tail, letter_suffix in entries:
                 if term_lang is not None and lang is not None and term_lang != lang:
                     continue
                 if left_word and not (proclitics and _proclitic_before(text, start)):
                     continue
                 hit_end = end
                 if right_word:
-                    if not wildcard:
+                    if not (wildcard or (letter_suffix and text[end].isalpha())):
                         continue
                     while hit_end < size and text[hit_end].isalnum():
                         hit_end += 1
+                if tail:
+                    hit_end = _match_tail(text, hit_end, tail)
+                    if hit_end < 0:
+                        continue
                 key = (term, start)
                 # Keep the longest spelling found at a position ("air defence system" over "air defence").
                 previous = found.get(key)
@@ -149,6 +147,24 @@ def _drop_nested(hits) -> list[Hit]:
     return kept
 
 
+def _match_tail(text: str, pos: int, tail: tuple[tuple[str, bool], ...]) -> int:
+    """Match the words after a phrase's first word ("обороны" in "министр* обороны").
+
+    Returns the end of the phrase, or -1 when the words that follow differ.
+    """
+    size = len(text)
+    for stem, wildcard in tail:
+        if pos >= size or text[pos] != " " or not text.startswith(stem, pos + 1):
+            return -1
+        pos += 1 + len(stem)
+        if wildcard:
+            while pos < size and text[pos].isalnum():
+                pos += 1
+        elif pos < size and text[pos].isalnum():
+            return -1
+    return pos
+
+
 def _proclitic_before(text: str, start: int) -> bool:
     """True when the letters glued before `start` are exactly an Arabic proclitic chain."""
     word_start = start
@@ -159,16 +175,19 @@ def _proclitic_before(text: str, start: int) -> bool:
     return text[word_start:start] in _PROCLITICS
 
 
-def find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, _Field], dict[int, list[Hit]]]:
+def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText], dict[int, list[Hit]]]:
     """Normalise and scan every field; hits grouped by term id, in text order."""
     lang = _article_lang(article)
-    fields: dict[str, _Field] = {}
+    fields: dict[str, FieldText] = {}
     by_term: dict[int, list[Hit]] = {}
+    text = getattr(article, "text", None) or ""
     for name in FIELDS:
         raw = getattr(article, name, None)
-        if not raw:
+        if not raw or not isinstance(raw, str):
             continue
-        field = _Field(name, normalize(raw))
+        if name == "summary" and raw.strip() in text:
+            continue  # feeds often repeat the summary as the text's first paragraph
+        field = FieldText(name, normalize(raw))
         fields[name] = field
         for hit in _scan(field, watchlist, lang):
             by_term.setdefault(hit.term, []).append(hit)
@@ -183,7 +202,7 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
     Pure: no I/O, no clock. Returns TopicHits sorted by topic id, each with its score, the rule
     that fired and evidence whose offsets index the original field text.
     """
-    fields, by_term = find_hits(article, watchlist)
+    fields, by_term = _find_hits(article, watchlist)
     if not by_term:
         return ()
     results = []
@@ -196,7 +215,7 @@ def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
     return tuple(results)
 
 
-def _evaluate_topic(topic: CompiledTopic, fields: dict[str, _Field],
+def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
                     by_term: dict[int, list[Hit]]) -> TopicHit | None:
     hits = {t: by_term[t] for t in topic.terms if t in by_term}
     for exclusion in topic.exclusions:
@@ -205,8 +224,8 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, _Field],
             continue
         if exclusion.within is None:
             return None
-        hits = {t: [h for h in hs if t in exclusion.terms or not _near_any(h, vetoes, exclusion.within, fields)]
-                for t, hs in hits.items()}
+        near_veto = _VetoIndex(vetoes, exclusion.within, fields)
+        hits = {t: [h for h in hs if t in exclusion.terms or not near_veto(h)] for t, hs in hits.items()}
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
         evidence = _evaluate_rule(rule, hits, fields)
@@ -236,24 +255,39 @@ def _outermost(hits: Iterable[Hit]) -> list[Hit]:
     return kept
 
 
-def _near_any(hit: Hit, vetoes: list[Hit], within: int, fields: dict[str, _Field]) -> bool:
-    field = fields[hit.field]
-    position = field.word(hit.start)
-    for veto in vetoes:
-        if veto.field != hit.field:
-            continue
-        if veto.start < hit.end and hit.start < veto.end:  # overlapping: "civil defence" over "defence"
-            return True
-        if abs(field.word(veto.start) - position) <= within:
-            return True
-    return False
+class _VetoIndex:
+    """Answers "is this hit within N words of (or overlapping) an exclusion hit?" by bisection."""
+
+    def __init__(self, vetoes: list[Hit], within: int, fields: dict[str, FieldText]):
+        self.within = within
+        self.fields = fields
+        self.by_field: dict[str, tuple[list[int], list[Hit]]] = {}
+        for name in {v.field for v in vetoes}:
+            field = fields[name]
+            ordered = sorted(((field.word(v.start), v) for v in vetoes if v.field == name), key=lambda t: t[0])
+            self.by_field[name] = ([w for w, _ in ordered], [v for _, v in ordered])
+
+    def __call__(self, hit: Hit) -> bool:
+        entry = self.by_field.get(hit.field)
+        if entry is None:
+            return False
+        words, vetoes = entry
+        position = self.fields[hit.field].word(hit.start)
+        reach = max(self.within, _OVERLAP_WORDS)
+        for index in range(bisect_left(words, position - reach), bisect_right(words, position + reach)):
+            veto = vetoes[index]
+            if abs(words[index] - position) <= self.within:
+                return True
+            if veto.start < hit.end and hit.start < veto.end:  # "civil defence" over "defence"
+                return True
+        return False
 
 
 def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
     return [h for h in hits if h.field in fields]
 
 
-def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, _Field]) -> list[Hit]:
+def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, FieldText]) -> list[Hit]:
     """The evidence for `rule`, or [] when it does not fire."""
     scope = rule.fields
     for term in rule.none_of:
@@ -274,10 +308,10 @@ def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, _Fi
         return _window(slots, fields, lambda f, h: f.word(h.start), rule.near)
     if rule.same_sentence:
         return _window(slots, fields, lambda f, h: f.sentence(h.start), 0)
-    return [h for slot in slots for h in slot]
+    return [h for slot in slots for h in slot][:_EVIDENCE_CAP]
 
 
-def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: int) -> list[Hit]:
+def _window(slots: list[list[Hit]], fields: dict[str, FieldText], position, width: int) -> list[Hit]:
     """Hits that sit in a window of `width` positions of one field covering every slot; [] if none.
 
     A sliding window over the hits sorted by position; every window that covers all slots
@@ -292,6 +326,7 @@ def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: 
         counts = [0] * len(slots)
         covered = 0
         left = 0
+        added = 0  # hits before this index are already evidence
         for right, (pos, slot, _) in enumerate(tagged):
             if counts[slot] == 0:
                 covered += 1
@@ -303,12 +338,15 @@ def _window(slots: list[list[Hit]], fields: dict[str, _Field], position, width: 
                     covered -= 1
                 left += 1
             if covered == len(slots):
-                for _, _, h in tagged[left:right + 1]:
+                for _, _, h in tagged[max(left, added):right + 1]:
                     evidence[h] = None
+                added = right + 1
+                if len(evidence) >= _EVIDENCE_CAP:
+                    return list(evidence)
     return list(evidence)
 
 
-def _evidence(hit: Hit, field: _Field) -> Evidence:
+def _evidence(hit: Hit, field: FieldText) -> Evidence:
     original = field.norm.original
     start, end = field.norm.span(hit.start, hit.end)
     lo = max(0, start - SNIPPET_CONTEXT)

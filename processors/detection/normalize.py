@@ -12,7 +12,8 @@
 4. Case is folded (`lower()`), and: أ إ آ ٱ -> ا; ى and Persian ی -> ي; ة -> ه; ؤ -> و; ئ -> ي;
    Persian ک -> ك; ё -> е; Arabic-Indic and Persian digits -> ASCII digits.
 5. Every dash, hyphen, minus and no-break/odd space becomes one plain space (so S-400 = S 400 =
-   S‑400), line breaks become "\\n", and runs of spaces collapse to one.
+   S‑400), line breaks become "\\n", runs of spaces collapse to one, and typographic
+   apostrophes (’ ‘ ʼ) become "'".
 6. Model codes (1-3 letters then a number: S-400, С-400, HQ-9, Ѕ400) match with or without the
    separator and with their letters written in Latin or as Cyrillic lookalikes (С/Ѕ -> s, М -> m).
    This is done on the term side (`code_variants`), so ordinary words in the text are never
@@ -31,7 +32,7 @@ from functools import lru_cache
 
 # Bump when any rule above changes: it is part of the watchlist version, because the same
 # watchlist compiled by different rules can match differently.
-NORMALIZATION_VERSION = "1"
+NORMALIZATION_VERSION = "2"
 
 _DROP = (
     "\u0610-\u061a"  # Arabic honorific and Quranic signs
@@ -59,6 +60,7 @@ _SIMPLE_MAP: dict[str, str] = {
     "\u06a9": "\u0643",  # Persian kaf
     "\u0451": "\u0435",  # ё
     "\u2028": "\n", "\u2029": "\n", "\x85": "\n",
+    "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'",  # apostrophes: David’s Sling
     **{c: " " for c in _SPACE_CHARS},
     **{chr(0x0660 + d): str(d) for d in range(10)},  # Arabic-Indic digits
     **{chr(0x06F0 + d): str(d) for d in range(10)},  # Persian digits
@@ -245,6 +247,11 @@ def normalize(text: str) -> Normalized:
         if offset_map:
             maps.append(offset_map)
     return Normalized(text, current, tuple(maps))
+
+
+def is_code(normalized_term: str) -> bool:
+    """True for model codes (1-3 letters and a number, "s 400", "hq 9"), which take letter suffixes."""
+    return _CODE_RE.match(normalized_term) is not None and normalized_term[-1].isdigit()
 
 
 def code_variants(normalized_term: str, limit: int = 64) -> tuple[str, ...]:

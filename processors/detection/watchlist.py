@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import ahocorasick
 import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.yamlconf import StrictModel, parse_yaml, position_of, problems_from_validation
-from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, normalize_term
+from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, is_code, normalize_term
 
 # Part of Watchlist.version: bump when compilation or rule semantics change.
 ENGINE_VERSION = "1"
@@ -35,16 +36,21 @@ _MIN_STEM = 3  # letters before a `*`: shorter stems ("в*", "ал*") match half
 
 # --- the YAML models ---------------------------------------------------------------------------
 
+def _term_words(value: str) -> list[tuple[str, bool]]:
+    """A spelling as normalised words, each with "ends in a wildcard" (`министр* обороны`)."""
+    return [(word.removesuffix("*"), word.endswith("*")) for word in normalize_term(value).split(" ")]
+
+
 def _check_variant(value: str) -> str:
     if not isinstance(value, str):
         raise ValueError("a term must be a string")
-    if "*" in value[:-1]:
-        raise ValueError(f"{value!r}: '*' is only allowed at the end of a term (suffix wildcard)")
-    stem = normalize_term(value.removesuffix("*"))
-    if not stem:
+    if not normalize_term(value.replace("*", "")):
         raise ValueError(f"{value!r}: empty term (nothing left after normalisation)")
-    if value.endswith("*") and sum(c.isalnum() for c in stem) < _MIN_STEM:
-        raise ValueError(f"{value!r}: a wildcard needs at least {_MIN_STEM} letters before '*'")
+    for word, wildcard in _term_words(value):
+        if "*" in word:
+            raise ValueError(f"{value!r}: '*' is only allowed at the end of a word (suffix wildcard)")
+        if wildcard and sum(c.isalnum() for c in word) < _MIN_STEM:
+            raise ValueError(f"{value!r}: a wildcard needs at least {_MIN_STEM} letters before '*'")
     return value
 
 
@@ -180,6 +186,11 @@ class KeyEntry:
     lang: str | None  # None: any language
     wildcard: bool  # letters may follow (визит* -> визитом)
     proclitics: bool  # Arabic: و ف ب ل ك ال may be attached before it
+    # Words that must follow, for spellings with a wildcard before their last word
+    # ("министр* обороны"): (normalised stem, wildcard) each, checked after the automaton hit.
+    tail: tuple[tuple[str, bool], ...] = ()
+    # Model codes may carry letters (S-400s, S-300PMU, HQ-9B) but not more digits (S-4000).
+    letter_suffix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +199,13 @@ class RegexEntry:
     pattern: Any  # a compiled RE2 pattern
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Watchlist:
-    """All topic packs compiled together: pass it to `detect()`. Immutable and safe to share."""
+    """All topic packs compiled together: pass it to `detect()`. Immutable and safe to share.
+
+    Callers use `version` (a hash of the pack files: same files, same version), `topics` and
+    `sources`; the other fields are the compiled form the engine reads.
+    """
 
     version: str
     topics: tuple[Topic, ...]
@@ -199,7 +214,23 @@ class Watchlist:
     keys: dict[str, tuple[KeyEntry, ...]]
     regexes: tuple[RegexEntry, ...]
     sources: tuple[str, ...] = ()
-    automaton: Any = field(default=None, repr=False, compare=False)
+    automaton: Any = field(default=None, repr=False)
+
+
+def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]):
+    """The Aho-Corasick automaton over every normalised spelling.
+
+    Each key's value is (length, check_left, check_right, entries) with entries as plain
+    tuples (term, lang, wildcard, proclitics, tail, letter_suffix): the scan loop runs once per candidate, so it
+    reads tuples rather than attributes.
+    """
+    automaton = ahocorasick.Automaton()
+    for key, entries in keys.items():
+        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.tail, e.letter_suffix) for e in entries)
+        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), plain))
+    if len(automaton):
+        automaton.make_automaton()
+    return automaton
 
 
 # --- safe regexes ------------------------------------------------------------------------------
@@ -404,31 +435,39 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
     digest = hashlib.sha256(f"newswatch-watchlist n{NORMALIZATION_VERSION} e{ENGINE_VERSION}\n".encode())
     for pack in parsed:
         digest.update(Path(pack.source).name.encode() + b"\0" + pack.text.encode() + b"\0")
-    watchlist = Watchlist(
+    unique_keys = {k: tuple(dict.fromkeys(v)) for k, v in keys.items()}
+    return Watchlist(
         version=digest.hexdigest()[:16],
         topics=tuple(c.topic for c in compiled),
         compiled=tuple(compiled),
         term_names=tuple(term_names),
-        keys={k: tuple(dict.fromkeys(v)) for k, v in keys.items()},
+        keys=unique_keys,
         regexes=tuple(regexes),
         sources=tuple(p.source for p in parsed),
-    )
-    from processors.detection.engine import build_automaton  # the engine owns the automaton
-
-    object.__setattr__(watchlist, "automaton", build_automaton(watchlist.keys))
-    return watchlist, []
+        automaton=build_automaton(unique_keys),
+    ), []
 
 
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 
 
 def _key_entries(variant: str, term_id: int, lang: str | None):
-    """Automaton keys for one spelling: its normalised form, code variants, Arabic ال-ل contraction."""
-    wildcard = variant.endswith("*")
-    stem = normalize_term(variant.removesuffix("*"))
+    """Automaton keys for one spelling: its normalised form, code variants, Arabic ال-ل contraction.
+
+    A spelling with a wildcard before its last word puts its first word in the automaton and
+    the other words in the entry's `tail`, which the scan checks word by word.
+    """
+    words = _term_words(variant)
+    if any(wildcard for _, wildcard in words[:-1]):
+        (stem, wildcard), tail = words[0], tuple(words[1:])
+        forms = [stem]
+    else:
+        wildcard = words[-1][1]
+        stem = " ".join(word for word, _ in words)
+        tail = ()
+        forms = list(code_variants(stem))
     arabic = bool(_ARABIC.match(stem))
-    entry = KeyEntry(term_id, lang, wildcard, arabic)
-    forms = list(code_variants(stem))
+    entry = KeyEntry(term_id, lang, wildcard, arabic, tail, letter_suffix=not wildcard and not tail and is_code(stem))
     if arabic and stem.startswith("ال") and len(stem) > 3:
         forms.append("لل" + stem[2:])  # ل + الدفاع is written للدفاع
     for form in forms:

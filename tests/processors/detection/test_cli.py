@@ -47,17 +47,32 @@ def test_table_format(tmp_path):
     src = _write(tmp_path / "in.jsonl", [json.dumps({"id": "t1", "lang": "en", "title": "THAAD deployed"})])
     result = CliRunner().invoke(main, ["detect", "--format", "table", src])
     assert result.exit_code == 0
-    assert result.stdout.split()[:4] == ["t1", "air_defense_system", "0.90", "named_system"]
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["id", "topic", "score", "rule", "evidence"]
+    assert row.split() == ["t1", "air_defense_system", "0.90", "named_system", "THAAD"]
 
 
 def test_eval_prints_per_topic_per_language_f1():
     result = CliRunner().invoke(main, ["detect", "--eval", str(DATA / "labelled.jsonl")])
     assert result.exit_code == 0, result.stderr
-    rows = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines()[1:-1]}
+    lines = result.stdout.splitlines()
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[1:-1]}
     for topic in ("arms_deal", "air_defense_system", "ministerial_visit", "all"):
         for lang in ("ar", "en", "ru", "all"):
             assert float(rows[(topic, lang)][-1]) >= 0.9
-    assert "overall F1" in result.stdout.splitlines()[-1]
+    assert "overall F1" in lines[-1]
+
+
+def test_eval_lists_what_it_got_wrong(tmp_path):
+    src = _write(tmp_path / "in.jsonl", [
+        json.dumps({"id": "m1", "lang": "en", "labels": ["arms_deal"], "title": "THAAD deployed"}),
+        json.dumps({"id": "m2", "lang": "en", "labels": [], "title": "Weather"}),
+    ])
+    result = CliRunner().invoke(main, ["detect", "--eval", src])
+    assert result.exit_code == 0
+    tail = result.stdout.split("2 mismatch(es):\n")[1].splitlines()
+    assert [line.split()[:3] for line in tail] == [["missed", "arms_deal", "m1:"],
+                                                    ["wrong", "air_defense_system", "m1:"]]
 
 
 def test_bad_watchlists_and_missing_inputs_are_clear_errors(tmp_path):

@@ -1,7 +1,11 @@
 """Table tests for matching and for each rule type: boundaries, proclitics, wildcards, languages,
 near, same sentence, exclusions, field scope, all-of/any-of/none-of, scores and evidence."""
 
+from datetime import datetime, timezone
+
 import pytest
+
+from newswatch.schemas import Article, TopicHit
 
 from processors.detection import detect
 from tests.processors.detection.conftest import Doc
@@ -40,6 +44,8 @@ def surfaces(article, watchlist, topic):
     ("The S\u2011400 batteries", "en"),  # non-breaking hyphen
     ("The Ѕ-400 batteries", "en"),  # Cyrillic dze homoglyph
     ("The S400 and the S 400", "en"),
+    ("Turkey's S-400s are idle", "en"),  # letters after a code: plural
+    ("the S-400E export version", "en"),  # variant letters
     ("منظومة S-400 الروسية", "ar"),  # Latin code inside Arabic text
 ])
 def test_every_spelling_of_s400_matches(compile_pack, text, lang):
@@ -50,7 +56,7 @@ def test_every_spelling_of_s400_matches(compile_pack, text, lang):
 @pytest.mark.parametrize("text", [
     "The S-4000 is not a missile",  # digits continue
     "The XS-400 jacket",  # letters before
-    "The S-400x",  # letters after
+    "The S-4001 prototype",  # a longer number
 ])
 def test_codes_do_not_match_inside_longer_tokens(compile_pack, text):
     assert topics(Doc(text=text, lang="en"), compile_pack(S400_PACK)) == set()
@@ -63,7 +69,7 @@ topics:
     terms:
       visit:
         ar: [زيارة, الدفاع الجوي]
-        ru: [визит*]
+        ru: [визит*, министр* обороны, военно-техническ* сотрудничеств*]
         en: [visit]
 """
 
@@ -90,6 +96,11 @@ topics:
     ("визитом", "ru", "визитом"),
     ("визитёр", "ru", "визитёр"),  # ё folds to е, and the wildcard carries on
     ("превизит", "ru", None),  # no match inside a word
+    ("министром обороны", "ru", "министром обороны"),  # a wildcard inside a phrase
+    ("министры обороны", "ru", "министры обороны"),
+    ("министрам иностранных дел", "ru", None),  # the next word differs
+    ("министр оборонной промышленности", "ru", None),  # the last word has no wildcard
+    ("военно-технического сотрудничества", "ru", "военно-технического сотрудничества"),
     ("a visit to Cairo", "en", "visit"),
     ("visitors", "en", None),  # no wildcard: no suffix
 ])
@@ -247,3 +258,38 @@ def test_detect_is_pure_and_repeatable(seed_watchlist):
     article = Doc(text="Russia delivered S-400 systems to Turkey under the contract.", lang="en")
     assert detect(article, seed_watchlist) == detect(article, seed_watchlist)
     assert detect(Doc(), seed_watchlist) == ()
+
+
+def test_detect_takes_a_schema_article_and_returns_schema_topic_hits(seed_watchlist):
+    article = Article(id="a1", title="Турция получила С‑400", text="Комплексы ПВО уже на боевом дежурстве.",
+                      lang="ru", fetched_at=datetime(2026, 1, 1, tzinfo=timezone.utc), feed={"url": "file:x"})
+    hits = detect(article, seed_watchlist)
+    assert all(isinstance(h, TopicHit) for h in hits)
+    air = next(h for h in hits if h.topic == "air_defense_system")
+    assert air.severity == "high" and air.title
+    assert [(e.term, e.field) for e in air.evidence][:2] == [("С‑400", "title"), ("ПВО", "text")]
+
+
+@pytest.mark.parametrize("filler_words", [0, 3000])  # short texts count words, long ones index them
+def test_near_and_exclusions_agree_on_short_and_long_texts(compile_pack, filler_words):
+    watchlist = compile_pack(RULES_PACK)
+    filler = "word " * filler_words
+    assert topics(Doc(text=filler + "India bought missiles.", lang="en"), watchlist) == {"deal"}
+    assert topics(Doc(text=filler + "India bought a b c d e f missiles.", lang="en"), watchlist) == set()
+    assert topics(Doc(text=filler + "The striker bought tanks.", lang="en"), watchlist) == set()
+    long_hits = detect(Doc(text=filler + "India bought missiles.", lang="en"), watchlist)
+    (evidence,) = [e for e in long_hits[0].evidence if e.term == "missiles"]
+    assert evidence.start == len(filler) + len("India bought ")
+
+
+def test_regexes_cannot_backtrack_catastrophically(compile_pack):
+    # (a+)+$ takes exponential time in a backtracking engine on "aaaa...!"; RE2 is linear.
+    watchlist = compile_pack(r"""
+    topics:
+      - id: r
+        title: R
+        terms:
+          evil: {regex: ['(a+)+$']}
+    """)
+    assert topics(Doc(text="a" * 20000 + "!"), watchlist) == set()
+    assert topics(Doc(text="x " + "a" * 50), watchlist) == {"r"}

@@ -1,5 +1,7 @@
 """Table tests for every normalisation rule, and for the offset map back to the original text."""
 
+import random
+
 import pytest
 
 from processors.detection.normalize import code_variants, normalize, normalize_term
@@ -37,6 +39,7 @@ from processors.detection.normalize import code_variants, normalize, normalize_t
     ("air\u00addefence", "airdefence"),  # soft hyphen is invisible
     ("ab\u200bcd\u200fef\ufeff", "abcdef"),  # zero-width space, RLM, BOM
     ("line one\u2028line two", "line one\nline two"),
+    ("David\u2019s Sling", "david's sling"),  # typographic apostrophe
 ])
 def test_normalisation_rules(raw, expected):
     assert normalize(raw).text == expected
@@ -75,3 +78,28 @@ def test_ascii_text_keeps_identity_offsets():
     norm = normalize("Russia delivered S-400 systems")
     assert norm.span(17, 22) == (17, 22)
     assert norm.maps == ()
+
+
+_TRICKY = ("aS-4 0", "С", "Ѕ", "\u2011", "\u00a0", "  ", "\u200b", "ـ", "َ", "ً", "ة", "أ", "ﻻ", "…", "İ", "ß",
+           "e\u0301", "и\u0306", "٤", "𝐒", "\n", "ё", "ﷺ", "½", "’")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_offset_map_is_monotonic_and_in_bounds_on_random_text(seed):
+    rng = random.Random(seed)
+    raw = "".join(rng.choice(_TRICKY) for _ in range(rng.randint(1, 40)))
+    norm = normalize(raw)
+    previous = (0, 0)
+    for start in range(len(norm.text) + 1):
+        for end in range(start, len(norm.text) + 1):
+            o_start, o_end = norm.span(start, end)
+            assert 0 <= o_start <= o_end <= len(raw)
+            if end > start:
+                assert o_end > o_start  # a non-empty match never maps to nothing
+        assert norm.span(start, start + 1 if start < len(norm.text) else start)[0] >= previous[0]
+        previous = norm.span(start, start)
+    # A span covering a whole normalised character maps to text that normalises to that character.
+    for index, char in enumerate(norm.text):
+        if char.strip():
+            o_start, o_end = norm.span(index, index + 1)
+            assert char in normalize(raw[o_start:o_end]).text

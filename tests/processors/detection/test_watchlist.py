@@ -22,7 +22,7 @@ from tests.processors.detection.conftest import DATA, SEED_WATCHLISTS
     ("duplicate-rule.yaml", 10, "duplicate rule id 'travel'"),
     ("duplicate-term.yaml", 6, "duplicate key"),
     ("short-wildcard.yaml", 6, "at least 3 letters before '*'"),
-    ("inner-wildcard.yaml", 6, "only allowed at the end"),
+    ("inner-wildcard.yaml", 6, "only allowed at the end of a word"),
     ("near-one-term.yaml", 7, "at least two things"),
     ("broken-yaml.yaml", 4, "invalid YAML"),
     ("no-topics.yaml", 2, "at least one topic"),
