@@ -73,7 +73,7 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
     return ProcessorWorker(app, processor, reloader, metrics, partitions)
 
 
-class _Worker(faust.Worker):
+class NewswatchWorker(faust.Worker):
     """faust's Worker with newswatch's one-line key=value logs instead of its own set-up."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -94,7 +94,7 @@ def run_worker(config: AppConfig, *, metrics_port: int, detect: Detector,
               bootstrap=config.kafka.bootstrap(), articles_topic=config.kafka.topics.articles,
               partitions=worker_parts.partitions, watchlists=str(worker_parts.reloader.folder),
               watchlist_version=worker_parts.reloader.current.version, metrics_port=metrics_port or "off")
-    worker = _Worker(worker_parts.app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    worker = NewswatchWorker(worker_parts.app, loglevel="INFO", quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
