@@ -299,7 +299,7 @@ class Stack:
             self.console.say(f"{event.name}: stopped ({event.detail})")
 
     def _write_state(self) -> None:
-        """up.json: our pid, the broker's if we started it, each child's; for people and tests."""
+        """up.json, while running: our pid, the broker's if we started it, each child's current pid."""
         path = self.run_dir / "up.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state, indent=2))
@@ -314,4 +314,5 @@ class Stack:
         if self.broker is not None:
             self.console.say("kafka: stopping the broker this run started")
             await asyncio.to_thread(self.broker.stop, 30.0)
+        (self.run_dir / "up.json").unlink(missing_ok=True)  # present only while the stack runs
         self.console.say("stopped")

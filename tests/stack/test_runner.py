@@ -102,6 +102,7 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
     os.kill(os.getpid(), stop_signal)  # handled by `up`: Ctrl-C, `kill`, a closed terminal
     assert await asyncio.wait_for(run, 30) == 0
     assert broker.stops == stops
+    assert not (tmp_path / "run" / "up.json").exists()
     assert all(_pid_gone(pid) for pid in pids.values())
     text = out.getvalue()
     assert f"{stop_signal.name}: stopping the stack" in text and text.rstrip().endswith("stopped")
