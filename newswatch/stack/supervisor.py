@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -95,12 +94,9 @@ class ChildEvent:
     log_tail: str = ""
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if `newswatch up` itself dies (Linux only)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def guarded(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """`argv` wrapped so the child gets SIGTERM when this process dies (see orphan_guard)."""
+    return (sys.executable, "-m", "newswatch.stack.orphan_guard", str(os.getpid()), *argv)
 
 
 def tail_lines(path: Path | None, count: int = 8, since: int = 0) -> str:
@@ -146,9 +142,9 @@ class Supervisor:
             offset = log.tell()
         try:
             process = await asyncio.create_subprocess_exec(
-                *spec.argv, env={**self.base_env, **spec.env}, stdin=asyncio.subprocess.DEVNULL,
+                *guarded(spec.argv), env={**self.base_env, **spec.env}, stdin=asyncio.subprocess.DEVNULL,
                 stdout=log or asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT,
-                cwd=spec.cwd, start_new_session=True, preexec_fn=_die_with_parent)
+                cwd=spec.cwd, start_new_session=True)
         finally:
             if log is not None:
                 log.close()

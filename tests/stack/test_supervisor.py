@@ -114,3 +114,35 @@ def test_tail_lines_shows_only_the_latest_runs_output(tmp_path):
     assert tail_lines(log, count=2, since=offset) == "new 2\nnew 3"
     assert tail_lines(log, count=10, since=offset) == "new 1\nnew 2\nnew 3"
     assert tail_lines(tmp_path / "missing.log") == ""
+
+
+def test_children_die_with_a_supervisor_that_is_killed_outright(tmp_path):
+    """SIGKILL to the supervising process (no chance to clean up) still ends its children."""
+    import subprocess
+    import time
+
+    script = f"""
+import asyncio, sys
+from pathlib import Path
+from newswatch.stack.supervisor import ChildSpec, Supervisor
+async def main():
+    spec = ChildSpec("sleeper", (sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(600)"),
+                     log_path=Path({str(tmp_path / "child.log")!r}))
+    await Supervisor([spec], on_event=lambda e: None).start()
+    await asyncio.sleep(600)
+asyncio.run(main())
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    log = tmp_path / "child.log"
+    deadline = time.monotonic() + 20
+    while not (log.exists() and log.read_text().strip()):
+        assert time.monotonic() < deadline and parent.poll() is None, "child never started"
+        time.sleep(0.05)
+    child = int(log.read_text().split()[0])
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, f"child {child} outlived its SIGKILLed supervisor"
+        time.sleep(0.05)
