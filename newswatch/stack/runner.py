@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -136,6 +137,7 @@ class Stack:
         self.broker: local.LocalBroker | None = None
         self.demo: DemoFeedServer | None = None
         self.supervisor: Supervisor | None = None
+        self._served_log: TextIO | None = None
         self.restarts = 0
         self.stop_requested = asyncio.Event()
         self.state: dict = {"pid": os.getpid(), "children": {}}
@@ -231,7 +233,7 @@ class Stack:
         served_log = (self.run_dir / "served.jsonl").open("a", encoding="utf-8")
 
         def record(served: Served) -> None:
-            served_log.write(json.dumps(served.__dict__) + "\n")
+            served_log.write(json.dumps(dataclasses.asdict(served)) + "\n")
             served_log.flush()
 
         self._served_log = served_log
@@ -246,10 +248,7 @@ class Stack:
         began, hinted = time.monotonic(), False
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while not self.stop_requested.is_set():
-                for line in tail.read_new():
-                    payload = alert_payload(line)
-                    if payload is not None:
-                        self.console.say("\n".join(format_alert(payload)))
+                self._print_new_alerts(tail)
                 snapshot = await self._snapshot(client, ports, tail.count)
                 self.console.status(snapshot.line(), time.monotonic())
                 if not hinted and self._nothing_new(snapshot, time.monotonic() - began):
@@ -259,11 +258,14 @@ class Stack:
                                      f"{self._demo_dir()} and watch it arrive.")
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stop_requested.wait(), timeout=STATUS_INTERVAL)
-            for line in tail.read_new():
-                payload = alert_payload(line)
-                if payload is not None:
-                    self.console.say("\n".join(format_alert(payload)))
+            self._print_new_alerts(tail)  # what arrived while we were asked to stop
             self.console.say(f"final: {(await self._snapshot(client, ports, tail.count)).line()}")
+
+    def _print_new_alerts(self, tail: AlertTail) -> None:
+        for line in tail.read_new():
+            payload = alert_payload(line)
+            if payload is not None:
+                self.console.say("\n".join(format_alert(payload)))
 
     def _nothing_new(self, snapshot: StatusSnapshot, elapsed: float) -> bool:
         """True when the demo feeds were polled for a while and nothing new came of it."""
@@ -310,6 +312,7 @@ class Stack:
             await self.supervisor.stop()
         if self.demo is not None:
             self.demo.stop()
+        if self._served_log is not None:
             self._served_log.close()
         if self.broker is not None:
             self.console.say("kafka: stopping the broker this run started")
