@@ -42,6 +42,9 @@ class FeedRefused(NewswatchError):
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
 
+    def __reduce__(self):  # raised in parser worker processes: must unpickle with its reason
+        return (type(self), (self.reason, self.detail))
+
 
 @dataclass(frozen=True)
 class TextCaps:

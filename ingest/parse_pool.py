@@ -27,6 +27,10 @@ def _limit_memory(memory_mb: int) -> None:
             pass
 
 
+def _warm_up() -> bool:
+    return True  # the worker has started and imported feedparser (via this module)
+
+
 def _parse(content: bytes, base_url: str, kwargs: dict) -> ParsedFeed:
     try:
         return parse_feed(content, base_url, **kwargs)
@@ -44,14 +48,24 @@ class ParsePool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # forkserver: the poller has threads (Kafka's I/O thread), and forking a threaded process is unsafe.
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=_limit_memory, initargs=(self.memory_mb,))
+        executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
+                                       initializer=_limit_memory, initargs=(self.memory_mb,))
+        # Starting workers takes a second on a busy machine; that must not count against a document's budget.
+        self._warming = [executor.submit(_warm_up) for _ in range(self.workers)]
+        return executor
 
     async def parse(self, content: bytes, base_url: str, **kwargs) -> ParsedFeed:
         """parse_feed(content, base_url, **kwargs) in a worker; FeedRefused("parse_timeout") on overrun."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             executor = self._executor
+            try:
+                await asyncio.wait_for(asyncio.gather(*map(asyncio.wrap_future, self._warming)), 120)
+            except (BrokenProcessPool, TimeoutError):
+                self._restart(executor)
+                if attempt == 2:
+                    raise FeedRefused("parse_error", "the parser workers did not start") from None
+                continue
             future = loop.run_in_executor(executor, _parse, content, base_url, kwargs)
             try:
                 return await asyncio.wait_for(future, self.budget_s)

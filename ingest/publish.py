@@ -43,8 +43,10 @@ class PublishSettings:
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
     """Create `topic` when it does not exist (the broker's default replication)."""
+    # Short bootstrap and reconnect waits: the caller retries with its own backoff, and a broker
+    # that comes back should be noticed within seconds, not after kafka-python's 30 s defaults.
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="newswatch-ingest-admin",
-                             request_timeout_ms=10_000)
+                             request_timeout_ms=10_000, bootstrap_timeout_ms=5_000, reconnect_backoff_max_ms=1_000)
     try:
         if topic not in admin.list_topics():
             try:
@@ -61,7 +63,7 @@ def make_producer(bootstrap: str, settings: PublishSettings = PublishSettings())
         acks="all", enable_idempotence=True, max_in_flight_requests_per_connection=5,
         linger_ms=20, compression_type=None,
         delivery_timeout_ms=settings.delivery_timeout_ms, request_timeout_ms=30_000,
-        max_block_ms=10_000, reconnect_backoff_max_ms=2_000)
+        max_block_ms=10_000, reconnect_backoff_max_ms=1_000, bootstrap_timeout_ms=5_000)
 
 
 def kafka_connector(bootstrap: str, topic: str, settings: PublishSettings = PublishSettings()

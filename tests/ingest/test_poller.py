@@ -1,0 +1,122 @@
+"""The poller's decisions with fakes: MockTransport for HTTP, a fake clock, a fixed random draw."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from ingest.feeds_config import FeedConfig
+from ingest.metrics import IngestMetrics
+from ingest.seen import IngestStore
+from tests.ingest.conftest import local_settings, make_poller
+from tests.ingest.feeds_fixture import EN, entries, rss2
+from tests.ingest.test_fetch import Chunks
+
+T0 = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
+
+
+class FakeClock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def poller_for(handler, tmp_path, feeds, clock, **settings):
+    client = httpx.AsyncClient(transport=_Streaming(handler))
+    store = IngestStore.in_dir(tmp_path)
+    metrics = IngestMetrics()
+    settings = local_settings(interval_floor_s=60, interval_ceiling_s=3600, **settings)
+    return make_poller(feeds, store, settings, client=client, metrics=metrics, clock=clock, rand=lambda: 0.5), store
+
+
+class _Streaming(httpx.MockTransport):
+    async def handle_async_request(self, request):
+        return self.handler(request)
+
+
+def feed_body(n=3) -> bytes:
+    return rss2("x", "en", entries(EN[:n], "http://a.test/n", "a"), ttl_minutes=None)
+
+
+async def test_retry_after_on_503_is_a_floor_and_failures_are_counted(tmp_path):
+    clock = FakeClock(T0)
+    feed = FeedConfig(url="https://feeds.example/rss", interval=300)
+    poller, store = poller_for(lambda r: httpx.Response(503, headers={"Retry-After": "7200"}), tmp_path, [feed], clock)
+    report = await poller.poll_feed(feed)
+    assert (report.outcome, report.reason, report.status) == ("error", "http_503", 503)
+    assert report.next_poll_at == T0 + timedelta(seconds=7200)
+    state = store.feed_state(feed.url)
+    assert state.consecutive_failures == 1 and state.last_error.startswith("http_503")
+    assert poller.metrics.feed_errors.labels(reason="http_503")._value.get() == 1
+    assert poller.metrics.feeds_failing._value.get() == 1
+
+
+async def test_errors_back_off_exponentially_then_success_resets(tmp_path):
+    clock = FakeClock(T0)
+    answers = iter([httpx.Response(500)] * 3 + [httpx.Response(200, stream=Chunks(feed_body()))])
+    feed = FeedConfig(url="https://feeds.example/rss", interval=300)
+    poller, store = poller_for(lambda r: next(answers), tmp_path, [feed], clock)
+    delays = []
+    for _ in range(3):
+        report = await poller.poll_feed(feed)
+        delays.append((report.next_poll_at - clock.now).total_seconds())
+    assert delays == [300 * 0.75, 600 * 0.75, 1200 * 0.75]  # rand 0.5 -> 75 % of the doubled wait
+    report = await poller.poll_feed(feed)
+    assert (report.outcome, report.queued) == ("new", 3)
+    state = store.feed_state(feed.url)
+    assert state.consecutive_failures == 0 and state.last_error is None and state.last_success_at == T0
+
+
+async def test_ttl_and_max_age_hold_the_next_poll_back(tmp_path):
+    clock = FakeClock(T0)
+    body = rss2("x", "en", entries(EN, "http://a.test/n", "a"), ttl_minutes=60)
+    feed = FeedConfig(url="https://feeds.example/rss", interval=300)
+    poller, _ = poller_for(lambda r: httpx.Response(200, stream=Chunks(body), headers={"Cache-Control": "max-age=900"}),
+                           tmp_path, [feed], clock)
+    report = await poller.poll_feed(feed)
+    assert report.next_poll_at == T0 + timedelta(seconds=3600)  # ttl 60 min beats max-age 15 min
+
+
+async def test_interval_adapts_to_publishing_rate(tmp_path):
+    clock = FakeClock(T0)
+    counter = iter(range(1, 100))
+
+    def handler(request):
+        n = next(counter)  # every poll carries one more entry
+        texts = [(f"story {i}", "<p>x</p>") for i in range(n)]
+        return httpx.Response(200, stream=Chunks(rss2("x", "en", entries(texts, "http://a.test/n", "a"))))
+
+    feed = FeedConfig(url="https://feeds.example/rss", interval=300)
+    poller, store = poller_for(handler, tmp_path, [feed], clock)
+    intervals = []
+    for _ in range(4):
+        await poller.poll_feed(feed)
+        intervals.append(store.feed_state(feed.url).interval_s)
+    assert intervals == [225, 168.75, 126.5625, 94.921875]
+
+
+async def test_per_host_limit_caps_concurrent_fetches(tmp_path):
+    import asyncio
+    in_flight = peak = 0
+
+    async def handler(request):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return httpx.Response(304)
+
+    class AsyncStreaming(httpx.MockTransport):
+        async def handle_async_request(self, request):
+            return await self.handler(request)
+
+    feeds = [FeedConfig(url=f"https://same.example/{i}") for i in range(12)]
+    store = IngestStore.in_dir(tmp_path)
+    settings = local_settings(per_host=3, concurrency=10)
+    poller = make_poller(feeds, store, settings, client=httpx.AsyncClient(transport=AsyncStreaming(handler)))
+    reports = await poller.poll_all()
+    assert {r.outcome for r in reports} == {"not_modified"} and peak == 3
