@@ -150,6 +150,18 @@ def naive_baseline(watchlist_terms: list[str], docs: list[Doc]) -> float:
     return time.process_time() - cpu0
 
 
+def alternation_baseline(watchlist_terms: list[str], docs: list[Doc]) -> float:
+    """CPU seconds for one big `re` alternation over all terms: the usual next step after the naive loop."""
+    alternatives = sorted({re.escape(t.rstrip("*").lower()) for t in watchlist_terms}, key=len, reverse=True)
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")", re.IGNORECASE)
+    cpu0 = time.process_time()
+    for doc in docs:
+        for field in (doc.title, doc.text):
+            for _ in pattern.finditer(field):
+                pass
+    return time.process_time() - cpu0
+
+
 def pack_terms(folder: Path) -> list[str]:
     """Every literal spelling in the packs (the baseline's term list)."""
     from ruamel.yaml import YAML
@@ -165,14 +177,14 @@ def pack_terms(folder: Path) -> list[str]:
 
 
 def scenario(name: str, folder: Path, docs: list[Doc], baseline_docs: int, json_folder: Path | None = None) -> None:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     watchlist = load_watchlists(folder)
-    compile_s = time.perf_counter() - started
+    compile_s, compile_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     json_compile = ""
     if json_folder is not None:
-        started = time.perf_counter()
+        cpu_started = time.process_time()
         assert load_watchlists(json_folder).version
-        json_compile = f"   ({time.perf_counter() - started:.3f} s with the extra pack written as JSON)"
+        json_compile = f"; {time.process_time() - cpu_started:.3f} s CPU with the extra pack written as JSON"
     run_detector(watchlist, docs[:50])  # warm-up
     cpu, wall, raised = run_detector(watchlist, docs)
     megabytes = sum(len((d.title + d.text).encode("utf-8")) for d in docs) / 1e6
@@ -181,15 +193,18 @@ def scenario(name: str, folder: Path, docs: list[Doc], baseline_docs: int, json_
     sample = docs[:baseline_docs]
     base_cpu = naive_baseline(terms, sample)
     base_rate = len(sample) / base_cpu
+    alternation_rate = len(sample) / alternation_baseline(terms, sample)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n== {name}: {len(watchlist.keys):,} automaton keys from {len(terms):,} spellings, "
           f"{len(watchlist.topics)} topics")
-    print(f"compile            {compile_s:8.3f} s{json_compile}")
+    print(f"compile            {compile_s:8.3f} s wall ({compile_cpu:.3f} s CPU{json_compile})")
     print(f"articles/s per core {rate:8.0f}   (wall {len(docs) / wall:,.0f}/s, {len(docs)} articles, "
           f"{raised} topics raised)")
     print(f"MB/s per core      {megabytes / cpu:8.2f}")
     print(f"naive re.search    {base_rate:8.1f} articles/s ({len(sample)} articles) -> "
           f"detector is {rate / base_rate:,.0f}x faster")
+    print(f"one re alternation {alternation_rate:8.1f} articles/s -> detector is {rate / alternation_rate:,.1f}x faster "
+          f"(and the alternation has no normalisation, boundaries or rules)")
     print(f"peak RSS so far    {peak_mb:8.1f} MB")
 
 

@@ -16,12 +16,13 @@ from typing import Iterable, Iterator
 
 import click
 
+from newswatch.config import SEEDS_DIR
 from newswatch.schemas import dumps
 from processors.detection.engine import detect as detect_topics
 from processors.detection.evaluate import ALL, format_report, score_labelled
 from processors.detection.watchlist import Watchlist, load_watchlists
 
-DEFAULT_WATCHLISTS = Path(__file__).resolve().parents[2] / "seeds" / "watchlists"
+DEFAULT_WATCHLISTS = SEEDS_DIR / "watchlists"
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,8 @@ def compile_regex(pattern: str):
 
 def _pack_files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        return sorted(p for p in path.iterdir()
+                      if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
     return [path]
 
 
@@ -430,8 +431,16 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         used = positive_terms | {t for r in rules for t in r.none_of} | excluded
         compiled.append(CompiledTopic(Topic(spec.id, spec.title, spec.severity, spec.description.strip()),
                                       frozenset(used), positive_terms, tuple(rules), exclusions))
+    # A term no rule or exclusion names (here or from another topic) is almost always a typo;
+    # checked only when every reference resolved, so one misspelt name gives one error, not two.
+    used_anywhere = {t for c in compiled for t in c.terms}
+    for topic_id, (pack, index) in sorted(topic_at.items()) if not problems else ():
+        for name in pack.model.topics[index].terms:
+            if term_index[f"{topic_id}.{name}"] not in used_anywhere:
+                problems.append(_problem(pack, ("topics", index, "terms", name),
+                                         f"term {name!r} is not used by any rule or exclusion"))
     if problems:
-        return None, problems
+        return None, sorted(problems, key=lambda p: (p.file, p.line or 0, p.column or 0))
     digest = hashlib.sha256(f"newswatch-watchlist n{NORMALIZATION_VERSION} e{ENGINE_VERSION}\n".encode())
     for pack in parsed:
         digest.update(Path(pack.source).name.encode() + b"\0" + pack.text.encode() + b"\0")

@@ -26,6 +26,7 @@ from tests.processors.detection.conftest import DATA, SEED_WATCHLISTS
     ("near-one-term.yaml", 7, "at least two things"),
     ("broken-yaml.yaml", 4, "invalid YAML"),
     ("no-topics.yaml", 2, "at least one topic"),
+    ("unused-term.yaml", 7, "term 'ministre' is not used by any rule or exclusion"),
 ])
 def test_each_bad_pack_gives_one_error_with_file_and_line(name, line, message):
     path = DATA / "bad" / name
