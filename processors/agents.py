@@ -48,6 +48,9 @@ def register_processor_agent(app: faust.App, topics: ProcessorTopics, processor:
 
     @app.agent(topics.articles, name=AGENT_NAME, concurrency=1)
     async def articles_to_matches(stream):
+        # A batch queues one or two table changelog writes per match at once; faust's default of
+        # 100 queued writes would warn and stall on every batch with many matches.
+        app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * batch_size)
         async for events in stream.take_events(batch_size, within=batch_within):
             started = time.perf_counter()
             records = [inbound(event) for event in events]

@@ -42,4 +42,8 @@ def create_app(config: AppConfig, *, partitions: int, app_suffix: str = APP_SUFF
         broker_max_poll_records=None,
         consumer_max_fetch_size=16 * 1024 * 1024,
         worker_redirect_stdouts=False,
+        # faust's 60 s default keeps a crashed worker's partitions idle for a minute after a restart;
+        # heartbeats run on the consumer's own thread, so slow batches do not trip a shorter one.
+        broker_session_timeout=config.process.session_timeout.total_seconds(),
+        broker_heartbeat_interval=min(3.0, config.process.session_timeout.total_seconds() / 3),
     )

@@ -55,8 +55,11 @@ class ProcessSettings(StrictModel):
     max_sources: int = pydantic.Field(default=50, ge=1, le=1000, description="sources listed per story")
     reload_interval: Duration = pydantic.Field(default=timedelta(seconds=2),
                                                description="how often watchlist files are checked for changes")
+    session_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=10),
+        description="a worker that stops heartbeating (crashed) loses its partitions after this long")
 
-    @pydantic.field_validator("batch_within", "dedup_retention", "story_window", "reload_interval")
+    @pydantic.field_validator("batch_within", "dedup_retention", "story_window", "reload_interval", "session_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

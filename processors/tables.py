@@ -37,7 +37,7 @@ class TableState:
         self._table = table
 
     def get(self, key: str) -> dict | None:
-        return self._table.data.get(key)
+        return self._table.data.get(key) or None
 
     def put(self, key: str, value: dict, partition: int) -> None:
         self._table.data[key] = value
@@ -45,7 +45,9 @@ class TableState:
 
     def delete(self, key: str, partition: int) -> None:
         if self._table.data.pop(key, None) is not None:
-            self._table.send_changelog(partition, key, None)
+            # A real tombstone (null value), as faust's own deletes send: JSON would write "null",
+            # which compaction keeps and recovery would restore as a key without a value.
+            self._table.send_changelog(partition, key, None, value_serializer="raw")
 
     def items(self) -> Iterable[tuple[str, dict]]:
-        return list(self._table.data.items())
+        return [(key, value) for key, value in self._table.data.items() if value]

@@ -65,7 +65,9 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
                          max_sources=settings.max_sources)
     processor = ArticleProcessor(detect=detect, current_watchlist=lambda: reloader.current, stories=stories,
                                  processed=TableState(tables.processed), story_state=TableState(tables.stories),
-                                 dedup_retention_ms=_ms(settings.dedup_retention))
+                                 dedup_retention_ms=_ms(settings.dedup_retention),
+                                 purge_every_ms=min(60_000, _ms(settings.dedup_retention) // 2,
+                                                    _ms(settings.story_window) // 2))
     metrics = ProcessorMetrics(registry)
     register_processor_agent(app, topics, processor, metrics, batch_size=settings.batch_size,
                              batch_within=settings.batch_within.total_seconds())

@@ -49,3 +49,13 @@ def test_bad_values_name_the_line(body, line, needle):
         load_text(body, AppConfig, "newswatch.yaml")
     problem = caught.value.problems[0]
     assert problem.line == line and needle in str(caught.value)
+
+
+def test_the_commented_example_in_the_seed_config_is_valid_and_shows_the_defaults():
+    from newswatch.config import SEEDS_DIR
+
+    text = (SEEDS_DIR / "newswatch.yaml").read_text()
+    block = [line[2:] for line in text.splitlines() if line.startswith("# process:") or line.startswith("#   ")]
+    config = load_text("\n".join(line.split("  #")[0] for line in block) + "\n", AppConfig, "example")
+    assert config.process == ProcessSettings()
+    assert set(ProcessSettings.model_fields) == {line.split(":")[0].strip() for line in block[1:]}
