@@ -167,7 +167,7 @@ def read_dead_letters(bootstrap: str, topic: str, timeout: float = 10.0) -> list
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             client_id="newswatch-alerts-replay")
+                             auto_offset_reset="earliest", client_id="newswatch-alerts-replay")
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

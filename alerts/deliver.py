@@ -150,6 +150,8 @@ class DeliveryPool:
         self._queues: dict[str, asyncio.Queue[PendingDelivery]] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._busy = 0
+        self._closing = False
 
     def submit(self, pending: PendingDelivery) -> None:
         name = pending.subscription
@@ -168,13 +170,24 @@ class DeliveryPool:
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host))
         while True:
             pending = await queue.get()
+            if self._closing:  # not started: it stays pending in Kafka for the next start
+                queue.task_done()
+                continue
+            self._busy += 1
             try:
                 async with semaphore:
                     await self._handle(pending)
             finally:
+                self._busy -= 1
                 queue.task_done()
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop the workers, first letting attempts in progress finish for up to `grace` seconds
+        (so their outcome is recorded rather than retried after the restart)."""
+        self._closing = True
+        deadline = asyncio.get_running_loop().time() + grace
+        while self._busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)

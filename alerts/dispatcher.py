@@ -35,7 +35,7 @@ from alerts.route import route
 from alerts.settings import AlertsSettings
 from alerts.signing import delivery_id
 from alerts.subscriptions import Endpoint, Subscription, SubscriptionsFile
-from newswatch.errors import SchemaError
+from newswatch.errors import BrokerError, SchemaError
 from newswatch.kafka_settings import Topics
 from newswatch.logs import log_event
 from newswatch.schemas import DeadLetter, Match, decode
@@ -120,14 +120,12 @@ class Dispatcher:
         await self._producer.start()
         try:
             await self._restore()
-            consumer = AIOKafkaConsumer(self.topics.matches, bootstrap_servers=self.bootstrap,
-                                        group_id=self.group_id, enable_auto_commit=False,
-                                        auto_offset_reset="earliest", client_id="newswatch-alerts")
-            await consumer.start()
             self._pool = DeliveryPool(self._deliver, self.settings.per_host_concurrency,
                                       lambda name: host_of(self.endpoints[name].url.reveal()))
-            tasks = [asyncio.create_task(self._consume(consumer), name="consume-matches"),
-                     asyncio.create_task(self._tick_loop(), name="tick")]
+            # Pending retries start at once: joining the consumer group can take a session timeout
+            # after a crash, and must not hold back what is already owed to subscribers.
+            tasks = [asyncio.create_task(self._tick_loop(), name="tick"),
+                     asyncio.create_task(self._consume(), name="consume-matches")]
             stopper = asyncio.create_task(stop.wait())
             try:
                 done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -138,14 +136,15 @@ class Dispatcher:
                 for task in (*tasks, stopper):
                     task.cancel()
                 await asyncio.gather(*tasks, stopper, return_exceptions=True)
-                await self._pool.close()
-                await consumer.stop()
+                await self._pool.close(grace=self.settings.timeout + 1)
         finally:
             await self._producer.stop()
 
     async def _restore(self) -> None:
+        # auto_offset_reset must be "earliest": the default ("latest") can win the race against
+        # seek_to_beginning and silently start the read at the end, restoring nothing.
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    client_id="newswatch-alerts-restore")
+                                    auto_offset_reset="earliest", client_id="newswatch-alerts-restore")
         await consumer.start()
         try:
             state_tp, dlq_tp = TopicPartition(state_topic(self.topics), 0), TopicPartition(self.topics.alerts_dlq, 0)
@@ -156,11 +155,15 @@ class Dispatcher:
             consumer.pause(dlq_tp)
             await consumer.seek_to_beginning(state_tp)
             records = 0
+            self._state_end = ends[state_tp]
             while await consumer.position(state_tp) < ends[state_tp]:
                 batch = await consumer.getmany(state_tp, timeout_ms=1000)
                 for record in batch.get(state_tp, []):
                     self._apply_state(record.key.decode("utf-8"), record.value)
                     records += 1
+            if records == 0 and ends[state_tp] > starts.get(state_tp, 0):
+                raise BrokerError(f"{state_topic(self.topics)} holds records up to offset {ends[state_tp]} "
+                                  "but none could be read; refusing to start without the pending deliveries")
         finally:
             await consumer.stop()
         for name, record in list(self.disabled.items()):
@@ -174,7 +177,8 @@ class Dispatcher:
             self.metrics.disabled.labels(name).set(1 if name in self.disabled else 0)
         self.metrics.retries_pending.set(len(self.pending))
         await self._flush()
-        log_event(log, logging.INFO, "alerts_state_restored", state_records=records, pending=len(self.pending),
+        log_event(log, logging.INFO, "alerts_state_restored", state_records=records, state_end=self._state_end,
+                  pending=len(self.pending),
                   stories=len(self.stories), disabled=",".join(sorted(self.disabled)) or "-")
 
     def _apply_state(self, key: str, value: bytes | None) -> None:
@@ -231,8 +235,18 @@ class Dispatcher:
 
     # --- matches in -------------------------------------------------------------------------
 
-    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        self.ready.set()
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(self.topics.matches, bootstrap_servers=self.bootstrap,
+                                    group_id=self.group_id, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", client_id="newswatch-alerts")
+        await consumer.start()
+        try:
+            self.ready.set()
+            await self._consume_from(consumer)
+        finally:
+            await consumer.stop()
+
+    async def _consume_from(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             if not batches:

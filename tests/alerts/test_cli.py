@@ -1,0 +1,96 @@
+"""`newswatch alerts test SUBSCRIPTION` and `newswatch alerts replay` against real local receivers."""
+
+import base64
+import json
+
+import pytest
+from click.testing import CliRunner
+from kafka import KafkaProducer
+from standardwebhooks.webhooks import Webhook
+
+from alerts.records import AlertDeadLetter
+from newswatch.cli import main
+from newswatch.kafka_settings import Topics
+from tests.alerts.factories import T0
+from tests.alerts.receivers import Receiver, always
+from tests.support.kafka import create_topics
+
+SECRET = "whsec_" + base64.b64encode(b"cli-test-signing-key").decode()
+ENV = {"NW_CLI_SECRET": SECRET}
+
+
+def config(tmp_path, url: str, bootstrap: str = "127.0.0.1:1", prefix: str = "newswatch.") -> str:
+    (tmp_path / "subscriptions.yaml").write_text(
+        f"subscriptions:\n  - name: desk\n    url: {url}\n    secret_env: NW_CLI_SECRET\n", encoding="utf-8")
+    (tmp_path / "newswatch.yaml").write_text(
+        f"kafka: {{bootstrap_servers: \"{bootstrap}\", topic_prefix: \"{prefix}\"}}\n"
+        "subscriptions: subscriptions.yaml\nalerts: {allow_private_networks: true}\n", encoding="utf-8")
+    return str(tmp_path / "newswatch.yaml")
+
+
+def test_alerts_test_sends_one_signed_alert(tmp_path):
+    receiver = Receiver()
+    try:
+        result = CliRunner().invoke(main, ["alerts", "test", "desk", "--config", config(tmp_path, receiver.url)],
+                                    env=ENV)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("ok: desk answered HTTP 200")
+        body = Webhook(SECRET).verify(receiver.requests[0].body, receiver.requests[0].headers)
+        assert body["reason"] == "test" and body["subscription"] == "desk"
+    finally:
+        receiver.close()
+
+
+def test_alerts_test_reports_refusals_and_unknown_names(tmp_path):
+    receiver = Receiver(always(403))
+    try:
+        path = config(tmp_path, receiver.url)
+        refused = CliRunner().invoke(main, ["alerts", "test", "desk", "--config", path], env=ENV)
+        assert refused.exit_code == 1 and "test alert not accepted: HTTP 403" in refused.output
+        unknown = CliRunner().invoke(main, ["alerts", "test", "nobody", "--config", path], env=ENV)
+        assert unknown.exit_code == 1 and "no subscription named 'nobody' (known: desk)" in unknown.output
+    finally:
+        receiver.close()
+
+
+def test_missing_secret_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["alerts", "test", "desk", "--config", config(tmp_path, "http://127.0.0.1:9/")],
+                                env={"NW_CLI_SECRET": ""})
+    assert result.exit_code == 1
+    assert "environment variable NW_CLI_SECRET is not set" in result.output
+
+
+def test_the_private_network_guard_applies_unless_allowed(tmp_path):
+    path = config(tmp_path, "http://127.0.0.1:9/")
+    (tmp_path / "newswatch.yaml").write_text(
+        (tmp_path / "newswatch.yaml").read_text().replace("allow_private_networks: true", "timeout: 2s"))
+    result = CliRunner().invoke(main, ["alerts", "test", "desk", "--config", path], env=ENV)
+    assert result.exit_code == 1 and "address_refused" in result.output and "loopback" in result.output
+
+
+@pytest.mark.integration
+def test_replay_resends_dead_letters_with_their_webhook_id(kafka_bootstrap, topic_prefix, tmp_path):
+    topics = Topics(topic_prefix)
+    receiver = Receiver()
+    body = json.dumps({"type": "newswatch.alert", "version": 1, "id": "msg_dead1", "story_id": "s1"})
+    letters = [AlertDeadLetter(id=f"msg_dead{i}", subscription=sub, story_id=f"s{i}", body=body, reason="http_404",
+                               status=404, error="HTTP 404", attempts=1, created_at=T0, dead_at=T0)
+               for i, sub in ((1, "desk"), (2, "removed-sub"), (1, "desk"))]
+    create_topics(kafka_bootstrap, topics.alerts_dlq)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for letter in letters:
+        producer.send(topics.alerts_dlq, key=letter.id.encode(), value=letter.encode())
+    producer.flush()
+    producer.close()
+    try:
+        path = config(tmp_path, receiver.url, kafka_bootstrap, topic_prefix)
+        result = CliRunner().invoke(main, ["alerts", "replay", "--config", path, "--subscription", "desk"], env=ENV)
+        assert result.exit_code == 0, result.output
+        assert "sent msg_dead1 desk" in result.output and "1 of 1 replayed" in result.output
+        assert [r.headers["webhook-id"] for r in receiver.requests] == ["msg_dead1"], "a repeated letter is sent once"
+        Webhook(SECRET).verify(receiver.requests[0].body, receiver.requests[0].headers)
+        everything = CliRunner().invoke(main, ["alerts", "replay", "--config", path, "--dry-run"], env=ENV)
+        assert "would send msg_dead1" in everything.output
+        assert "skip msg_dead2 removed-sub" in everything.output and everything.exit_code == 1
+    finally:
+        receiver.close()
