@@ -8,6 +8,7 @@ official `standardwebhooks` library and timed to the millisecond. The test asser
   - every demo positive raises its topics, no look-alike raises anything;
   - entries added to the feeds while running arrive; feed-to-alert latency (from the demo
     server serving the entry to the alert being received) is printed as p50/p99;
+  - a stage killed with SIGKILL is reported and restarted;
   - after SIGINT, `up` exits 0 and no process of the stack (broker included) is left.
 """
 
@@ -386,6 +387,14 @@ def test_up_delivers_signed_alerts_for_the_demo_feeds_and_stops_cleanly(tmp_path
                      for line in sink_file.read_text(encoding="utf-8").splitlines()}
         raised_negatives += [negatives[url]["title"] for url in negatives if url in sink_urls]
         assert not raised_negatives, f"look-alikes raised alerts: {raised_negatives}"
+
+        # A stage that dies is reported and restarted: SIGKILL the sink, it comes back on its port.
+        state = run_dir / "up.json"
+        sink_pid = json.loads(state.read_text())["children"]["sink"]
+        os.kill(sink_pid, signal.SIGKILL)
+        wait_while_running(lambda: json.loads(state.read_text())["children"]["sink"] != sink_pid
+                           and _listening(ports["sink"]), timeout=30, message="the sink restarted")
+        assert "sink: crashed (killed by SIGKILL; restarting in 1 s" in output.read_text(errors="replace")
 
         everything = cold_latency + live_latency
         print(f"\nfeed-to-alert latency over {len(everything)} demo articles: "
