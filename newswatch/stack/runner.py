@@ -161,8 +161,11 @@ class Stack:
 
     def _request_stop(self, signum: int) -> None:
         if not self.stop_requested.is_set():
-            self.console.say(f"{signal.Signals(signum).name}: stopping the stack")
-        self.stop_requested.set()
+            self.console.say(f"{signal.Signals(signum).name}: stopping the stack (again to kill it at once)")
+            self.stop_requested.set()
+        elif self.supervisor is not None:
+            self.console.say(f"{signal.Signals(signum).name} again: killing the stages")
+            self.supervisor.kill_now()
 
     async def _start(self) -> bool:
         """Bring everything up; False when a stop was requested on the way."""

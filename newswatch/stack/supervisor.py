@@ -200,6 +200,13 @@ class Supervisor:
             _signal_group(process.pid, signal.SIGKILL)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def kill_now(self) -> None:
+        """SIGKILL every child's process group at once (a second Ctrl-C: do not wait any longer)."""
+        self._stopping.set()
+        for process in self.processes.values():
+            if process.returncode is None:
+                _signal_group(process.pid, signal.SIGKILL)
+
     def _name_of(self, process: asyncio.subprocess.Process) -> str:
         return next(name for name, p in self.processes.items() if p is process)
 

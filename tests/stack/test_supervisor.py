@@ -146,3 +146,17 @@ asyncio.run(main())
     while _alive(child):
         assert time.monotonic() < deadline, f"child {child} outlived its SIGKILLed supervisor"
         time.sleep(0.05)
+
+
+async def test_kill_now_ends_a_stop_that_would_wait_for_a_stubborn_child(tmp_path):
+    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    spec = ChildSpec("stubborn", (sys.executable, "-c", script), log_path=tmp_path / "stubborn.log")
+    supervisor = Supervisor([spec], on_event=lambda e: None, stop_timeout=60)
+    await supervisor.start()
+    await _wait_for(lambda: "ready" in (tmp_path / "stubborn.log").read_text(), 10, "child ready")
+    stopping = asyncio.create_task(supervisor.stop())
+    await asyncio.sleep(0.2)
+    assert not stopping.done()          # SIGTERM is ignored; stop() would wait up to 60 s
+    supervisor.kill_now()
+    await asyncio.wait_for(stopping, 10)
+    assert not _alive(supervisor.pids()["stubborn"])
