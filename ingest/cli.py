@@ -49,7 +49,9 @@ def _settings(config_path: Path | None):
               help="newswatch.yaml (default: seeds/newswatch.yaml); its ingest: limits apply")
 @click.option("--allow-private-networks", is_flag=True, default=None,
               help="permit loopback/private addresses (overrides ingest.allow_private_networks)")
-def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | None) -> None:
+@click.option("--as-url", "as_url", default=None, metavar="URL",
+              help="read FEED (a file) as if fetched from URL: links resolve and ids form as ingest's would")
+def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | None, as_url: str | None) -> None:
     """Fetch or read one feed (URL or file) and print its articles as JSON lines, as ingest publishes them."""
     _, settings = _settings(config_path)
     if allow_private_networks is not None:
@@ -67,7 +69,7 @@ def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | No
             raise FeedUnreadable(f"{feed}: cannot read: {exc.strerror or exc}") from None
         if len(content) > settings.max_body_bytes:
             raise FeedUnreadable(f"{feed}: too_large: larger than max_body_bytes ({settings.max_body_bytes})")
-        base_url = feed_url = path.resolve().as_uri()
+        base_url = feed_url = as_url or path.resolve().as_uri()
         content_type = None
     else:
         raise FeedUnreadable(f"{feed}: bad_scheme: only http(s) URLs and local files can be fetched")

@@ -98,11 +98,16 @@ class Poller:
         self.states: dict[str, FeedState] = store.feed_states_for(feed.url for feed in self.feeds)
         self._global = asyncio.Semaphore(settings.concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.per_host))
+        self._failing = {url for url, state in self.states.items() if state.consecutive_failures}
         self.metrics.feeds_total.set(len(self.feeds))
-        self._update_failing()
+        self.metrics.feeds_failing.set(len(self._failing))
 
-    def _update_failing(self) -> None:
-        self.metrics.feeds_failing.set(sum(1 for s in self.states.values() if s.consecutive_failures))
+    def _note_health(self, state: FeedState) -> None:
+        if state.consecutive_failures:
+            self._failing.add(state.url)
+        else:
+            self._failing.discard(state.url)
+        self.metrics.feeds_failing.set(len(self._failing))
 
     async def poll_all(self) -> list[PollReport]:
         """Poll every feed once now (limits apply); for tests, benchmarks and a first cycle."""
@@ -189,7 +194,7 @@ class Poller:
         self.metrics.polls.labels(outcome=outcome).inc()
         self.metrics.articles_queued.inc(len(queued))
         self.metrics.entries_skipped.inc(len(parsed.entries) - len(queued))
-        self._update_failing()
+        self._note_health(success)
         if queued:
             self.on_queued()
         return PollReport(feed.url, outcome, None, response.status, len(parsed.entries), len(queued), decision.at)
@@ -211,7 +216,7 @@ class Poller:
         self.store.save_feed(state)
         self.states[feed.url] = state
         self.metrics.polls.labels(outcome=outcome).inc()
-        self._update_failing()
+        self._note_health(state)
         return PollReport(feed.url, outcome, reason.split(":")[0] if reason else None, status,
                           next_poll_at=decision.at)
 

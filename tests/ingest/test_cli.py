@@ -44,6 +44,16 @@ def test_fetch_file_prints_article_json_lines(tmp_path):
     assert "3 article(s) from" in result.stderr
 
 
+def test_fetch_file_as_url_gives_the_ids_ingest_would_publish(tmp_path):
+    feed = tmp_path / "en.xml"
+    feed.write_bytes(rss2("English desk", "en", entries(EN, "/en", "en-")))  # relative links
+    result = run_cli("fetch", str(feed), "--as-url", "https://news.example.org/rss")
+    articles = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["id"] for a in articles] == [f"guid:news.example.org:en-{i}" for i in range(3)]
+    assert articles[0]["url"] == "https://news.example.org/en/0"
+    assert articles[0]["feed"]["url"] == "https://news.example.org/rss"
+
+
 @pytest.mark.parametrize("body, needle", [
     (b"<html><body>Moved</body></html>", "not_a_feed"),
     (BILLION_LAUGHS, "entity_declaration"),
