@@ -141,7 +141,12 @@ class ArticleProcessor:
         report = BatchReport()
         watchlist = self._current_watchlist()
         for record in records:
-            self._process_one(record, watchlist, now, report)
+            try:
+                self._process_one(record, watchlist, now, report)
+            except Exception as exc:  # a bug on one record must not stop the stream behind it
+                log.error("article_processing_failed", exc_info=True,
+                          extra={"fields": {"partition": record.partition, "offset": record.offset}})
+                self._dead_letter(record, f"processing failed: {type(exc).__name__}: {exc}", now, report)
         self._purge(int(now.timestamp() * 1000))
         return report
 

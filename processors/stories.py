@@ -35,31 +35,31 @@ UNKNOWN_LANG = "und"
 # Arabic: short vowels, shadda, sukun, superscript alef and tatweel carry no identity for matching.
 _ARABIC_MARKS = dict.fromkeys([*range(0x0610, 0x061B), *range(0x064B, 0x0660), 0x0670, 0x0640, 0x06D6,
                                *range(0x06D7, 0x06EE)])
-_LETTER_VARIANTS = str.maketrans({
+# Letter variants, plus decimal digits of every script in the Basic Multilingual Plane as 0-9
+# (so ٤٠٠ and 400 agree), in one translation table.
+_FOLD = str.maketrans({
     "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا",  # hamza/madda alef forms
     "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي",
     "ё": "е",
+    **{chr(cp): str(unicodedata.digit(chr(cp))) for cp in range(0x80, 0x10000)
+       if chr(cp).isdigit() and unicodedata.digit(chr(cp), None) is not None},
 })
 _NON_WORD = re.compile(r"[^\w]+")
-
-
-def _ascii_digits(text: str) -> str:
-    """Arabic-Indic, Persian and other decimal digits become 0-9 (so ٤٠٠ and 400 agree)."""
-    return "".join(str(unicodedata.digit(ch)) if ch.isdigit() and not ch.isascii() else ch for ch in text)
 
 
 def normalise(text: str) -> str:
     """Lower-cased, compatibility-folded text with Arabic marks and letter variants unified,
     digits in ASCII and punctuation turned into single spaces."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = text.translate(_ARABIC_MARKS).translate(_LETTER_VARIANTS)
-    text = _ascii_digits(text)
+    text = text.translate(_ARABIC_MARKS).translate(_FOLD)
     return _NON_WORD.sub(" ", text.replace("_", " ")).strip()
 
 
 def story_words(title: str, text: str, summary: str = "") -> list[str]:
     """The normalised words that identify a story: the title, then the lead of the body."""
-    lead_source = text or summary
+    # Only the lead matters: cut it before normalising (twice the words, since normalising can
+    # split a word at punctuation or drop a token that is punctuation only).
+    lead_source = " ".join((text or summary).split(maxsplit=2 * LEAD_WORDS)[:2 * LEAD_WORDS])
     lead = normalise(lead_source).split()[:LEAD_WORDS]
     return normalise(title).split() + lead
 

@@ -13,6 +13,10 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from newswatch.errors import BrokerError
 from newswatch.kafka_settings import Topics
 
+# Long enough for a broker that is still starting next to us (docker compose), short enough that a
+# wrong address is reported promptly.
+BOOTSTRAP_TIMEOUT_MS = 10_000
+
 
 def ensure_topics(bootstrap: str, names: Topics, partitions: int, *, replication: int = 1) -> int:
     """Create the articles, matches and articles DLQ topics when missing (with `partitions`
@@ -20,7 +24,7 @@ def ensure_topics(bootstrap: str, names: Topics, partitions: int, *, replication
     wanted = [names.articles, names.matches, names.articles_dlq]
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="newswatch-processor-setup",
-                                 request_timeout_ms=15_000)
+                                 request_timeout_ms=15_000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}; is the broker running "
                           f"(`newswatch kafka status`)?") from None

@@ -123,3 +123,15 @@ def test_dedup_entries_and_closed_stories_are_purged_by_age():
                        record(article("new", *SAME_TOPIC_OTHER_STORY), 1, ts=NOW_MS - DAY_MS)], NOW)
     assert set(state["processed"].data) == {"new"}
     assert len(state["stories"].data) == 1 and len(processor.stories) == 1
+
+
+def test_an_unexpected_failure_on_one_record_dead_letters_it_and_the_batch_goes_on():
+    processor, _, _ = make_processor()
+
+    def broken_assign(article, at_ms, partition=0):
+        raise KeyError("index out of step")
+
+    processor.stories.assign = broken_assign
+    report = processor.process([record(article("a", "S-400 news"), 0), record(article("b", "quiet"), 1)], NOW)
+    assert report.outcomes == {"dead_letter": 1, "no_topics": 1}
+    assert report.dead_letters[0][1].error == "processing failed: KeyError: 'index out of step'"

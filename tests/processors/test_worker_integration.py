@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
 from newswatch.broker.local import free_port
 from newswatch.kafka_settings import Topics
@@ -258,9 +259,14 @@ def test_expired_dedup_entries_and_stories_are_deleted_from_the_changelog_and_st
     create_topics(kafka_bootstrap, topics.articles)
     config = write_config(tmp_path, topic_prefix, SEED_WATCHLISTS, dedup_retention="1s", story_window="1s")
     first = worker_factory(config)
-    produce(kafka_bootstrap, topics.articles, article_records([article("early", *EDITS[0])]))
+    # "early" entered Kafka ten seconds ago (its record timestamp), so it is past the 1 s retention
+    # as soon as it has been matched; "later" is fresh and must be kept.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    early = article("early", *EDITS[0])
+    producer.send(topics.articles, key=b"early", value=early.encode(), timestamp_ms=int(time.time() * 1000) - 10_000)
+    producer.flush()
+    producer.close()
     read_records(kafka_bootstrap, topics.matches, min_count=1, timeout=90)
-    time.sleep(1.5)  # let the entries age past the 1 s retention (wall clock, as in production)
     produce(kafka_bootstrap, topics.articles, article_records([article("later", *SAME_TOPIC_OTHER_STORY)]))
     read_records(kafka_bootstrap, topics.matches, min_count=2, timeout=30)
     assert first.stop() == 0
@@ -276,3 +282,23 @@ def test_expired_dedup_entries_and_stories_are_deleted_from_the_changelog_and_st
     out = read_records(kafka_bootstrap, topics.matches, min_count=3, timeout=90, settle=1)
     assert sorted(decode(r.value, Match).id for r in out) == ["early", "early", "later"]
     assert "Traceback" not in second.log()
+
+
+def test_three_partitions_one_worker_groups_stories_across_partitions(
+        tmp_path, kafka_bootstrap, topic_prefix, worker_factory):
+    topics = Topics(topic_prefix)
+    create_topics(kafka_bootstrap, topics.articles, partitions=3)
+    corpus = labelled_articles(300, id_prefix="p3", seed=9)
+    feeds = [article(f"wire-{n}", *EDITS[n], source=f"Feed {n}") for n in range(5)]
+    expected = {item.article.id: item.topics for item in corpus if item.topics}
+    produce(kafka_bootstrap, topics.articles, article_records([item.article for item in corpus] + feeds))
+    worker = worker_factory(write_config(tmp_path, topic_prefix, SEED_WATCHLISTS))
+
+    out = read_records(kafka_bootstrap, topics.matches, min_count=len(expected) + 5, timeout=120, settle=2)
+    grouped = matches_by_id(out)
+    assert len(out) == len(expected) + 5
+    wire = [decode(grouped[f"wire-{n}"][0].value, Match) for n in range(5)]
+    assert {r.partition for r in read_all(kafka_bootstrap, topics.articles)} == {0, 1, 2}
+    assert len({m.story_id for m in wire}) == 1
+    assert {i: tuple(h.topic for h in decode(grouped[i][0].value, Match).topics) for i in expected} == expected
+    assert "partitions=3" in worker.log()
