@@ -32,7 +32,11 @@ log = logging.getLogger("ingest")
 DEFAULT_METRICS_PORT = 9101
 
 
-class FeedUnreadable(NewswatchError):
+class IngestError(NewswatchError):
+    """The ingest stage cannot start or run as configured; the message says what to change."""
+
+
+class FeedUnreadable(IngestError):
     """`newswatch fetch` could not turn FEED into articles; the message names the feed and why."""
 
 
@@ -107,7 +111,7 @@ def ingest(config_path: Path | None, metrics_port: int) -> None:
     setup_logging()
     config, settings = _settings(config_path)
     if config.feeds is None:
-        raise FeedUnreadable(f"{config_path or 'seeds/newswatch.yaml'}: no feeds file configured (feeds:)")
+        raise IngestError(f"{config_path or 'seeds/newswatch.yaml'}: no feeds file configured (feeds:)")
     feeds = load_feeds(config.resolve(config.feeds)).enabled
     asyncio.run(run_ingest(config, settings, feeds, metrics_port))
 
@@ -119,12 +123,16 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
     from ingest.publish import OutboxPublisher, kafka_connector
 
     stop = stop or asyncio.Event()
+    metrics = IngestMetrics()
+    if metrics_port:
+        try:
+            metrics.serve(metrics_port)
+        except OSError as exc:
+            raise IngestError(f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}; "
+                              "choose another with --metrics-port (0 disables)") from None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    metrics = IngestMetrics()
-    if metrics_port:
-        metrics.serve(metrics_port)
     store = IngestStore.in_dir(config.resolve(settings.state_dir))
     topic = config.kafka.topics.articles
     bootstrap = config.kafka.bootstrap()
@@ -155,7 +163,7 @@ def feeds(config_path: Path | None) -> None:
     """Show each configured feed's health from the state file: last success, failures, last error."""
     config, settings = _settings(config_path)
     if config.feeds is None:
-        raise FeedUnreadable("no feeds file configured (feeds:)")
+        raise IngestError("no feeds file configured (feeds:)")
     configured = load_feeds(config.resolve(config.feeds)).feeds
     state_file = config.resolve(settings.state_dir) / STATE_FILENAME
     states = {}

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from newswatch.errors import NewswatchError
+from newswatch.logs import safe_url
 from newswatch.netguard import AddressRefused
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
@@ -237,8 +238,8 @@ async def _fetch(client: httpx.AsyncClient, url: str, validators: Validators, li
         try:
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                 if len(redirects) >= limits.max_redirects:
-                    raise FetchError("too_many_redirects",
-                                     f"more than {limits.max_redirects} redirects (last to {response.headers['location'][:200]})",
+                    last = safe_url(str(response.url.join(response.headers["location"])))[:200]
+                    raise FetchError("too_many_redirects", f"more than {limits.max_redirects} redirects (last to {last})",
                                      status=response.status_code)
                 target = str(response.url.join(response.headers["location"]))
                 redirects.append(target)

@@ -181,14 +181,13 @@ class Poller:
         self.metrics.parse_seconds.observe((self.clock() - now).total_seconds())
         floor = _server_floor(response, now, parsed.ttl_s)
         done = self.clock()
-        decision = self._schedule(feed, state, "new", floor, done)  # provisional: outcome known after dedupe
+        # Read-only look first, so the schedule can know the outcome; record_poll then queues
+        # atomically (nothing else touches the store between the two: no await in between).
+        outcome = "new" if self.store.unseen(parsed.entries) else "unchanged"
+        decision = self._schedule(feed, state, outcome, floor, done)
         success = state.with_(**_validator_fields(response, validators), last_attempt_at=started,
-                              last_success_at=done, consecutive_failures=0, last_error=None)
-        queued_entries = self.store.unseen(parsed.entries)
-        outcome = "new" if queued_entries else "unchanged"
-        if outcome != "new":
-            decision = self._schedule(feed, state, outcome, floor, done)
-        success = success.with_(last_outcome=outcome, interval_s=decision.interval_s, next_poll_at=decision.at)
+                              last_success_at=done, consecutive_failures=0, last_error=None,
+                              last_outcome=outcome, interval_s=decision.interval_s, next_poll_at=decision.at)
         queued = self.store.record_poll(success, parsed.entries, done)
         self.states[feed.url] = success.with_(articles_total=state.articles_total + len(queued))
         self.metrics.polls.labels(outcome=outcome).inc()
@@ -196,6 +195,8 @@ class Poller:
         self.metrics.entries_skipped.inc(len(parsed.entries) - len(queued))
         self._note_health(success)
         if queued:
+            log_event(log, logging.INFO, "feed_new_articles", feed=feed.display_name, feed_url=safe_url(feed.url),
+                      new=len(queued), entries=len(parsed.entries))
             self.on_queued()
         return PollReport(feed.url, outcome, None, response.status, len(parsed.entries), len(queued), decision.at)
 

@@ -27,6 +27,7 @@ from ingest.metrics import IngestMetrics
 from ingest.seen import IngestStore, PendingArticle
 
 log = logging.getLogger("ingest.publish")
+RECONNECT_AFTER_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,18 @@ class OutboxPublisher:
             self.metrics.publish_errors.labels(reason=type(exc).__name__).inc()
             log_event(log, logging.WARNING, "kafka_send_failed", topic=self.topic, reason=type(exc).__name__,
                       detail=str(exc)[:200], in_flight=len(self._in_flight))
+            if self._failures >= RECONNECT_AFTER_FAILURES:
+                # A producer can end up in a state it does not leave (e.g. a fatal idempotence error);
+                # a fresh one costs a reconnect. Records it still held fail and are sent again.
+                await self._drop_producer()
             return None
         return sent
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        self.metrics.broker_connected.set(0)
+        if producer is not None:
+            await asyncio.to_thread(producer.close, 5)
 
     def _send_batch(self, batch: list[PendingArticle], loop: asyncio.AbstractEventLoop) -> int:
         """Runs in a worker thread: producer.send() may block while metadata is unavailable."""
@@ -201,6 +212,7 @@ class OutboxPublisher:
                 self._in_flight.pop(article_id, None)
             self.published += len(acked)
             self.metrics.articles_published.inc(len(acked))
+            self._failures = 0  # the broker answers again: the next trouble starts from a short backoff
         if self._failed:
             failed, self._failed = self._failed, []
             for row, exc in failed:

@@ -117,15 +117,20 @@ class IngestStore:
 
     # --- feeds ----------------------------------------------------------------------------
 
+    _FEED_COLUMNS = ("SELECT url, etag, last_modified, interval_s, next_poll_at, last_attempt_at, last_success_at, "
+                     "last_outcome, consecutive_failures, last_error, articles_total FROM feeds")
+
+    @staticmethod
+    def _feed_from_row(row) -> FeedState:
+        return FeedState(row[0], row[1], row[2], row[3], _dt(row[4]), _dt(row[5]), _dt(row[6]),
+                         row[7], row[8], row[9], row[10])
+
     def feed_states(self) -> dict[str, FeedState]:
-        rows = self._db.execute(
-            "SELECT url, etag, last_modified, interval_s, next_poll_at, last_attempt_at, last_success_at, "
-            "last_outcome, consecutive_failures, last_error, articles_total FROM feeds").fetchall()
-        return {row[0]: FeedState(row[0], row[1], row[2], row[3], _dt(row[4]), _dt(row[5]), _dt(row[6]),
-                                  row[7], row[8], row[9], row[10]) for row in rows}
+        return {row[0]: self._feed_from_row(row) for row in self._db.execute(self._FEED_COLUMNS)}
 
     def feed_state(self, url: str) -> FeedState:
-        return self.feed_states_for([url])[url]
+        row = self._db.execute(self._FEED_COLUMNS + " WHERE url = ?", (url,)).fetchone()
+        return self._feed_from_row(row) if row else FeedState(url)
 
     def feed_states_for(self, urls: Iterable[str]) -> dict[str, FeedState]:
         known = self.feed_states()

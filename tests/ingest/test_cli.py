@@ -113,6 +113,16 @@ async def test_feeds_shows_health_from_the_state_file(feed_server, tmp_path):
     assert "2 feed(s), 1 failing, 3 article(s) waiting for Kafka" in result.stdout
 
 
+def test_ingest_with_a_busy_metrics_port_says_so(tmp_path):
+    import socket
+    config = write_config(tmp_path, ["https://feeds.example/rss"])
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        result = run_cli("ingest", "--config", str(config), "--metrics-port", str(busy.getsockname()[1]))
+    assert result.exit_code == 1 and "cannot serve metrics on port" in result.stderr
+
+
 @pytest.mark.integration
 def test_ingest_runs_publishes_serves_metrics_and_exits_0_on_sigterm(feed_server, tmp_path, kafka_bootstrap,
                                                                      topic_prefix):

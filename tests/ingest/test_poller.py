@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -12,6 +13,7 @@ from ingest.seen import IngestStore
 from tests.ingest.conftest import local_settings, make_poller
 from tests.ingest.feeds_fixture import EN, entries, rss2
 from tests.ingest.test_fetch import Chunks
+from tests.support.waiting import async_wait_until
 
 T0 = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
 
@@ -41,7 +43,8 @@ def feed_body(n=3) -> bytes:
     return rss2("x", "en", entries(EN[:n], "http://a.test/n", "a"), ttl_minutes=None)
 
 
-async def test_retry_after_on_503_is_a_floor_and_failures_are_counted(tmp_path):
+async def test_retry_after_on_503_is_a_floor_and_failures_are_counted(tmp_path, caplog):
+    caplog.set_level("INFO", logger="ingest")
     clock = FakeClock(T0)
     feed = FeedConfig(url="https://feeds.example/rss", interval=300)
     poller, store = poller_for(lambda r: httpx.Response(503, headers={"Retry-After": "7200"}), tmp_path, [feed], clock)
@@ -52,6 +55,10 @@ async def test_retry_after_on_503_is_a_floor_and_failures_are_counted(tmp_path):
     assert state.consecutive_failures == 1 and state.last_error.startswith("http_503")
     assert poller.metrics.feed_errors.labels(reason="http_503")._value.get() == 1
     assert poller.metrics.feeds_failing._value.get() == 1
+    [line] = [r for r in caplog.records if r.name == "ingest.poller"]  # one clear line per failure
+    assert line.getMessage() == "feed_failed"
+    assert line.fields["reason"] == "http_503" and line.fields["feed_url"] == feed.url
+    assert line.fields["next_poll_at"] == "2026-11-29T03:00:00+00:00"
 
 
 async def test_errors_back_off_exponentially_then_success_resets(tmp_path):
@@ -99,7 +106,6 @@ async def test_interval_adapts_to_publishing_rate(tmp_path):
 
 
 async def test_per_host_limit_caps_concurrent_fetches(tmp_path):
-    import asyncio
     in_flight = peak = 0
 
     async def handler(request):
@@ -120,3 +126,48 @@ async def test_per_host_limit_caps_concurrent_fetches(tmp_path):
     poller = make_poller(feeds, store, settings, client=httpx.AsyncClient(transport=AsyncStreaming(handler)))
     reports = await poller.poll_all()
     assert {r.outcome for r in reports} == {"not_modified"} and peak == 3
+
+
+async def test_credentials_in_feed_urls_never_reach_logs_or_the_state_file(tmp_path, caplog):
+    caplog.set_level("INFO", logger="ingest")
+    url = "https://reader:s3cr3t-pass@feeds.example/rss?api_key=TOPSECRET"
+
+    def handler(request):
+        return httpx.Response(302, headers={"Location": "/rss?api_key=TOPSECRET&n=" + request.url.params.get("n", "")})
+
+    feed = FeedConfig(url=url)
+    poller, store = poller_for(handler, tmp_path, [feed], FakeClock(T0))
+    report = await poller.poll_feed(feed)
+    assert report.reason == "too_many_redirects"
+    logged = " ".join(f"{r.getMessage()} {r.fields}" for r in caplog.records)
+    stored = str(store.feed_state(url))
+    for secret in ("s3cr3t-pass", "TOPSECRET"):
+        assert secret not in logged and secret not in stored.replace(url, "")
+
+
+async def test_a_restarted_poller_waits_for_the_remembered_next_poll(tmp_path):
+    hits = []
+
+    def handler(request):
+        hits.append(request.url)
+        return httpx.Response(304)
+
+    feed = FeedConfig(url="https://feeds.example/rss", interval=300)
+    clock = FakeClock(datetime.now(timezone.utc))  # run() sleeps in real time, so start the fake clock at now
+    poller, _ = poller_for(handler, tmp_path, [feed], clock)
+    await poller.poll_feed(feed)
+    assert len(hits) == 1
+    restarted, _ = poller_for(handler, tmp_path, [feed], clock)  # same state folder, same moment
+    stop = asyncio.Event()
+    task = asyncio.create_task(restarted.run(stop))
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert len(hits) == 1  # not polled again before its next_poll_at (about 6 minutes away)
+    new_feed = FeedConfig(url="https://feeds.example/other", interval=300)
+    fresh, _ = poller_for(handler, tmp_path, [new_feed], clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(fresh.run(stop))
+    await async_wait_until(lambda: len(hits) == 2, 5, "a feed never polled before was not polled at once")
+    stop.set()
+    await asyncio.wait_for(task, 5)
