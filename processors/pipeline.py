@@ -125,6 +125,10 @@ class ArticleProcessor:
         self._retention_ms = dedup_retention_ms
         self._purge_every_ms = purge_every_ms
         self._last_purge_ms: int | None = None
+        # Retention and story windows run on stream time (the newest record timestamp seen), not
+        # the wall clock: a backlog of week-old articles is still deduplicated among itself, and
+        # a replay never forgets more than the first pass did.
+        self.stream_time_ms: int | None = None
         self._stories_loaded = False
 
     def reset_stories(self) -> None:
@@ -136,18 +140,21 @@ class ArticleProcessor:
             self._stories_loaded = True
 
     def process(self, records: Sequence[InboundRecord], now: datetime) -> BatchReport:
-        """Handle `records` in order; `now` stamps dead letters and drives retention."""
+        """Handle `records` in order; `now` (the wall clock) stamps dead letters."""
         self._ensure_stories()
         report = BatchReport()
         watchlist = self._current_watchlist()
         for record in records:
+            if self.stream_time_ms is None or record.timestamp_ms > self.stream_time_ms:
+                self.stream_time_ms = record.timestamp_ms
             try:
                 self._process_one(record, watchlist, now, report)
             except Exception as exc:  # a bug on one record must not stop the stream behind it
                 log.error("article_processing_failed", exc_info=True,
                           extra={"fields": {"partition": record.partition, "offset": record.offset}})
                 self._dead_letter(record, f"processing failed: {type(exc).__name__}: {exc}", now, report)
-        self._purge(int(now.timestamp() * 1000))
+        if self.stream_time_ms is not None:
+            self._purge(self.stream_time_ms)
         return report
 
     def _process_one(self, record: InboundRecord, watchlist: Any, now: datetime, report: BatchReport) -> None:

@@ -117,11 +117,19 @@ def test_detector_failure_is_dead_lettered_not_raised():
     assert report.dead_letters[0][1].error == "detector failed: RuntimeError: boom"
 
 
-def test_dedup_entries_and_closed_stories_are_purged_by_age():
+def test_dedup_entries_and_closed_stories_are_purged_by_stream_time():
     processor, state, _ = make_processor(purge_every_ms=0)
-    processor.process([record(article("old", *EDITS[0]), 0, ts=NOW_MS - 8 * DAY_MS),
-                       record(article("new", *SAME_TOPIC_OTHER_STORY), 1, ts=NOW_MS - DAY_MS)], NOW)
-    assert set(state["processed"].data) == {"new"}
+    # A backlog of old articles: the wall clock is far ahead, yet nothing is forgotten while the
+    # records themselves are within the retention of each other.
+    processor.process([record(article("old", *EDITS[0]), 0, ts=NOW_MS - 20 * DAY_MS),
+                       record(article("old-again", *SAME_TOPIC_OTHER_STORY), 1, ts=NOW_MS - 19 * DAY_MS)], NOW)
+    assert set(state["processed"].data) == {"old", "old-again"}
+    again = processor.process([record(article("old", *EDITS[0]), 2, ts=NOW_MS - 19 * DAY_MS)], NOW)
+    assert again.outcomes == {"duplicate": 1}
+    # Stream time moves on by more than the 7-day retention (and the 3-day story window).
+    processor.process([record(article("new", "S-400 fresh news"), 3, ts=NOW_MS - 12 * DAY_MS - 1)], NOW)
+    assert set(state["processed"].data) == {"old-again", "new"}
+    assert processor.stream_time_ms == NOW_MS - 12 * DAY_MS - 1
     assert len(state["stories"].data) == 1 and len(processor.stories) == 1
 
 
