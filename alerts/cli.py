@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import click
 import httpx
+import pydantic
 
 from alerts.deliver import attempt
 from alerts.dispatcher import Dispatcher
@@ -24,7 +27,10 @@ from alerts.payload import encode_body
 from alerts.records import AlertDeadLetter, PendingDelivery
 from alerts.settings import AlertsSettings
 from alerts.signing import signing_key
-from alerts.subscriptions import Endpoint, SubscriptionsFile, load_subscriptions, resolve_endpoint
+from alerts.silences import SilenceWatcher, add_silence
+from alerts.durations import parse_duration
+from alerts.subscriptions import (Endpoint, Silence, SilenceMatchers, SubscriptionsFile, load_subscriptions,
+                                  resolve_endpoint)
 from newswatch.config import AppConfig, config_path, load_config
 from newswatch.errors import ConfigError, NewswatchError, SchemaError
 from newswatch.logs import log_event, setup_logging
@@ -40,6 +46,7 @@ class Stage:
     config: AppConfig
     subscriptions: SubscriptionsFile
     endpoints: dict[str, Endpoint]
+    subscriptions_path: Path
 
     @property
     def settings(self) -> AlertsSettings:
@@ -60,13 +67,20 @@ def load_stage(path: Path | None) -> Stage:
             if endpoint.secret is not None:
                 signing_key(endpoint.secret)  # a malformed whsec_ secret fails now, not at the first alert
             endpoints[sub.name] = endpoint
-    return Stage(config, subscriptions, endpoints)
+    return Stage(config, subscriptions, endpoints, subs_path)
 
 
-def http_client(settings: AlertsSettings) -> httpx.AsyncClient:
-    """The one client for webhooks: address guard, no redirects, the stage timeout."""
+def http_client(settings: AlertsSettings, tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """A client for webhooks: address guard, no redirects, the stage timeout, a small keep-alive pool
+    (the dispatcher makes one per subscription, whose deliveries run one at a time).
+
+    Pass one shared `tls` context: loading the CA bundle takes tens of milliseconds each time.
+    """
+    connections = settings.per_host_concurrency
     transport = guarded_transport(allow_private_networks=settings.allow_private_networks,
-                                  limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+                                  verify=tls if tls is not None else True,
+                                  limits=httpx.Limits(max_connections=connections,
+                                                      max_keepalive_connections=connections))
     return httpx.AsyncClient(transport=transport, follow_redirects=False, timeout=settings.timeout)
 
 
@@ -111,11 +125,11 @@ async def _run(stage: Stage, metrics: AlertMetrics) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     kafka = stage.config.kafka
-    async with http_client(stage.settings) as client:
-        dispatcher = Dispatcher(settings=stage.settings, subscriptions=stage.subscriptions,
-                                endpoints=stage.endpoints, topics=kafka.topics, bootstrap=kafka.bootstrap(),
-                                client=client, metrics=metrics)
-        await dispatcher.run(stop)
+    dispatcher = Dispatcher(settings=stage.settings, subscriptions=stage.subscriptions, endpoints=stage.endpoints,
+                            topics=kafka.topics, bootstrap=kafka.bootstrap(),
+                            client_factory=partial(http_client, stage.settings, httpx.create_ssl_context()),
+                            metrics=metrics, poll_silences=SilenceWatcher(stage.subscriptions_path).poll)
+    await dispatcher.run(stop)
 
 
 def _stage_for(ctx: click.Context, config_file: Path | None) -> Stage:
@@ -241,3 +255,70 @@ async def _replay(stage: Stage, letters: list[AlertDeadLetter], dry_run: bool) -
                 click.echo(f"FAILED {line}: " + (f"HTTP {result.status}" if result.status is not None
                                                  else f"{result.error}"))
     return failures
+
+
+def _subscriptions_path(config_file: Path | None) -> Path:
+    config = load_config(config_file)
+    path = config.resolve(config.subscriptions)
+    if path is None:
+        raise ConfigError.single(str(config_path(config_file)), "no subscriptions file is configured",
+                                 key="subscriptions")
+    return path
+
+
+@alerts.group("silence")
+def silence() -> None:
+    """Mute alerts matching topic/source/language/term until a time (kept in the subscriptions file)."""
+
+
+@silence.command("add")
+@config_option
+@click.option("--topic")
+@click.option("--source")
+@click.option("--language")
+@click.option("--term")
+@click.option("--for", "duration", help="how long, e.g. 2h, 3d")
+@click.option("--until", "until", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"]),
+              help="until this UTC time (ISO-8601)")
+@click.option("--subscription", "subscriptions", multiple=True, help="only for this subscription (repeatable)")
+@click.option("--comment", default="", help="why (shown by `silence list`)")
+@click.pass_context
+def silence_add(ctx: click.Context, config_file: Path | None, topic, source, language, term, duration, until,
+                subscriptions, comment) -> None:
+    """Add a silence; a running `newswatch alerts` applies it within seconds."""
+    now = datetime.now(timezone.utc)
+    if (duration is None) == (until is None):
+        raise click.UsageError("give exactly one of --for or --until")
+    try:
+        expires = now + timedelta(seconds=parse_duration(duration)) if duration else \
+            (until if until.tzinfo else until.replace(tzinfo=timezone.utc))
+        matchers = SilenceMatchers(topic=topic, source=source, language=language, term=term)
+    except pydantic.ValidationError as exc:
+        raise click.UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    path = _subscriptions_path(config_file or ctx.obj.get("config_file"))
+    add_silence(path, Silence(matchers=matchers, expires_at=expires, subscriptions=subscriptions, comment=comment))
+    described = ", ".join(f"{k}={v}" for k, v in matchers.model_dump(exclude_none=True).items())
+    click.echo(f"silenced {described} until {expires.strftime('%Y-%m-%dT%H:%M:%SZ')} "
+               f"({', '.join(subscriptions) or 'every subscription'}) in {path}")
+
+
+@silence.command("list")
+@config_option
+@click.option("--all", "show_all", is_flag=True, help="include expired silences")
+@click.pass_context
+def silence_list(ctx: click.Context, config_file: Path | None, show_all: bool) -> None:
+    """Print the silences of the subscriptions file (active ones unless --all)."""
+    path = _subscriptions_path(config_file or ctx.obj.get("config_file"))
+    now = datetime.now(timezone.utc)
+    shown = 0
+    for item in load_subscriptions(path).silences:
+        if item.active(now) or show_all:
+            shown += 1
+            state = "active " if item.active(now) else "expired"
+            described = ", ".join(f"{k}={v}" for k, v in item.matchers.model_dump(exclude_none=True).items())
+            click.echo(f"{state} until {item.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}  {described}"
+                       f"  [{', '.join(item.subscriptions) or 'all'}]" + (f"  # {item.comment}" if item.comment else ""))
+    if not shown:
+        click.echo("no active silences" if not show_all else "no silences")

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -21,14 +21,13 @@ import httpx
 import pydantic
 
 from alerts import formats, retry
-from alerts.payload import DigestPayload, WebhookBody
+from alerts.payload import WebhookBody
 from alerts.records import PendingDelivery
 from alerts.settings import AlertsSettings
 from alerts.signing import sign_headers, signing_key
 from alerts.subscriptions import Endpoint, Subscription
 from newswatch import __version__
 from newswatch.netguard import AddressRefused
-from newswatch.schemas import AlertPayload
 from newswatch.secrets import redact
 
 USER_AGENT = f"newswatch/{__version__} (webhook)"
@@ -75,7 +74,15 @@ def _error_kind(exc: Exception) -> str:
 
 def _describe(exc: Exception, endpoint: Endpoint) -> str:
     """Exception text without the URL or any secret (httpx messages may quote the URL)."""
-    text = redact(str(exc).replace(endpoint.url.reveal(), "<url>"), endpoint.all_secrets())
+    url = endpoint.url.reveal()
+    text = str(exc).replace(url, "<url>")
+    parts = urlsplit(url)
+    # Messages may quote only the path or the query (where tokens live): scrub those too.
+    for piece in (f"{parts.path}?{parts.query}" if parts.query else "", parts.query,
+                  parts.path if len(parts.path) > 1 else ""):
+        if piece:
+            text = text.replace(piece, "<url>")
+    text = redact(text, endpoint.all_secrets())
     return f"{type(exc).__name__}: {text}"[:300]
 
 

@@ -34,8 +34,8 @@ from alerts.records import AlertDeadLetter, PendingDelivery
 from alerts.route import route
 from alerts.settings import AlertsSettings
 from alerts.signing import delivery_id
-from alerts.subscriptions import Endpoint, Subscription, SubscriptionsFile
-from newswatch.errors import BrokerError, SchemaError
+from alerts.subscriptions import Endpoint, Silence, Subscription, SubscriptionsFile
+from newswatch.errors import BrokerError, ConfigError, SchemaError
 from newswatch.kafka_settings import Topics
 from newswatch.logs import log_event
 from newswatch.schemas import DeadLetter, Match, decode
@@ -44,6 +44,7 @@ log = logging.getLogger("newswatch.alerts")
 
 STORY_RETENTION = timedelta(days=3)  # a story quiet this long is forgotten (a new article starts afresh)
 MAX_TICK = 1.0
+SILENCE_POLL = timedelta(seconds=2)
 
 
 def utc_now() -> datetime:
@@ -81,24 +82,35 @@ def ensure_topics(bootstrap: str, topics: Topics) -> None:
 
 
 class Dispatcher:
-    """Runs the alerts stage against one broker, one HTTP client and one set of subscriptions."""
+    """Runs the alerts stage against one broker and one set of subscriptions.
+
+    `client_factory()` makes an httpx client; each subscription gets its own, so its connection
+    pool (and keep-alive connections) is never shared with, or starved by, another receiver.
+    """
 
     def __init__(self, *, settings: AlertsSettings, subscriptions: SubscriptionsFile,
-                 endpoints: dict[str, Endpoint], topics: Topics, bootstrap: str, client: httpx.AsyncClient,
+                 endpoints: dict[str, Endpoint], topics: Topics, bootstrap: str,
+                 client_factory: Callable[[], httpx.AsyncClient],
                  metrics: AlertMetrics, clock: Callable[[], datetime] = utc_now,
-                 random_unit: Callable[[], float] = random.random):
+                 random_unit: Callable[[], float] = random.random,
+                 poll_silences: Callable[[], tuple[Silence, ...] | None] | None = None):
         self.settings = settings
         self.subscriptions = {s.name: s for s in subscriptions.subscriptions}
         self.silences = subscriptions.silences
+        self.poll_silences = poll_silences  # returns new silences when they changed (None: unchanged)
+        self._silences_checked = datetime.min.replace(tzinfo=timezone.utc)
         self.endpoints = endpoints
         self.topics = topics
         self.bootstrap = bootstrap
-        self.client = client
+        self.client_factory = client_factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self.metrics = metrics
         self.clock = clock
         self.random_unit = random_unit
         self.group_id = settings.consumer_group or f"{topics.prefix}alerts"
         self.stories: dict[tuple[str, str], noise.StoryState] = {}
+        # Stories with an alert due (a dict as an insertion-ordered set), so ticks skip the rest.
+        self._due: dict[tuple[str, str], None] = {}
         self.throttles: dict[str, noise.ThrottleState] = {}
         self.pending: dict[str, PendingDelivery] = {}
         self.disabled: dict[str, dict] = {}
@@ -106,6 +118,7 @@ class Dispatcher:
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._unflushed: list[tuple[bytes, bytes | None]] = []
+        self._unacked: list[asyncio.Future] = []
         self._producer: AIOKafkaProducer | None = None
         self._pool: DeliveryPool | None = None
         self._last_sweep = datetime.min.replace(tzinfo=timezone.utc)
@@ -115,8 +128,10 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; pending work stays in Kafka for the next start."""
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.topics)
+        # State records are a few kB each and one partition takes one batch in flight at a time:
+        # with the 16 kB default a burst of 500 alerts needed ~100 sequential round trips.
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                          client_id="newswatch-alerts")
+                                          max_batch_size=512 * 1024, client_id="newswatch-alerts")
         await self._producer.start()
         try:
             await self._restore()
@@ -133,12 +148,19 @@ class Dispatcher:
                     if task is not stopper:
                         task.result()  # a crashed loop is an error, not a silent stop
             finally:
+                log_event(log, logging.INFO, "alerts_stopping", in_flight=len(self.in_flight))
                 for task in (*tasks, stopper):
                     task.cancel()
                 await asyncio.gather(*tasks, stopper, return_exceptions=True)
+                log_event(log, logging.DEBUG, "alerts_loops_stopped")
                 await self._pool.close(grace=self.settings.timeout + 1)
+                log_event(log, logging.DEBUG, "alerts_workers_stopped")
         finally:
+            for result in await asyncio.gather(*self._unacked, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log_event(log, logging.ERROR, "state_write_failed", error=type(result).__name__)
             await self._producer.stop()
+            await asyncio.gather(*(client.aclose() for client in self._clients.values()), return_exceptions=True)
 
     async def _restore(self) -> None:
         # auto_offset_reset must be "earliest": the default ("latest") can win the race against
@@ -181,6 +203,17 @@ class Dispatcher:
                   pending=len(self.pending),
                   stories=len(self.stories), disabled=",".join(sorted(self.disabled)) or "-")
 
+    def _set_story(self, key: tuple[str, str], state: noise.StoryState | None) -> None:
+        if state is None:
+            self.stories.pop(key, None)
+            self._due.pop(key, None)
+            return
+        self.stories[key] = state
+        if state.due_at is not None:
+            self._due[key] = None
+        else:
+            self._due.pop(key, None)
+
     def _apply_state(self, key: str, value: bytes | None) -> None:
         kind, _, rest = key.partition("/")
         if kind == "pending":
@@ -191,9 +224,9 @@ class Dispatcher:
         elif kind == "story":
             name, _, story = rest.partition("/")
             if value is None:
-                self.stories.pop((name, story), None)
+                self._set_story((name, story), None)
             else:
-                self.stories[(name, story)] = noise.StoryState.model_validate_json(value)
+                self._set_story((name, story), noise.StoryState.model_validate_json(value))
         elif kind == "throttle":
             if value is None:
                 self.throttles.pop(rest, None)
@@ -217,11 +250,14 @@ class Dispatcher:
             raw = value.model_dump_json(by_alias=True).encode("utf-8")
         self._unflushed.append((key.encode("utf-8"), raw))
 
-    async def _flush(self) -> None:
-        """Send the queued writes in order and wait until the broker acknowledged all (acks=all)."""
+    async def _flush(self, wait: bool = True) -> None:
+        """Send the queued writes in order; with `wait`, return once the broker acknowledged all (acks=all)."""
         writes, self._unflushed = self._unflushed, []
         acks = [await self._producer.send(state_topic(self.topics), key=key, value=raw) for key, raw in writes]
-        await asyncio.gather(*acks)
+        if wait:
+            await asyncio.gather(*acks)
+        else:  # awaited at shutdown, so a failed write is reported rather than dropped
+            self._unacked = [ack for ack in self._unacked if not ack.done()] + acks
 
     async def _dead_letter(self, pending: PendingDelivery, reason: str, now: datetime) -> None:
         letter = AlertDeadLetter.from_pending(pending, reason, now)
@@ -282,7 +318,7 @@ class Dispatcher:
             key = (sub.name, match.story_id)
             state, reason = noise.observe(self.stories.get(key), sub.name, match, decision.topics, now,
                                           sub.grouping or self.settings.grouping)
-            self.stories[key] = state
+            self._set_story(key, state)
             self._write(f"story/{sub.name}/{match.story_id}", state)
             self.metrics.decisions.labels(sub.name, reason).inc()
             log_event(log, logging.DEBUG, "story_observed", subscription=sub.name, story_id=match.story_id,
@@ -302,15 +338,33 @@ class Dispatcher:
             self._wake.clear()
 
     def _sleep_for(self, now: datetime) -> float:
-        times = [s.due_at for s in self.stories.values() if s.due_at is not None]
+        times = [self.stories[key].due_at for key in self._due]
         times += [p.next_attempt_at for i, p in self.pending.items() if i not in self.in_flight]
         if not times:
             return MAX_TICK
         return min(MAX_TICK, max(0.0, (min(times) - now).total_seconds()))
 
+    def _reload_silences(self, now: datetime) -> None:
+        if self.poll_silences is None or now - self._silences_checked < SILENCE_POLL:
+            return
+        self._silences_checked = now
+        try:
+            silences = self.poll_silences()
+        except ConfigError as exc:
+            log_event(log, logging.ERROR, "silences_not_reloaded", error=str(exc).splitlines()[0])
+            return
+        if silences is not None:
+            self.silences = silences
+            log_event(log, logging.INFO, "silences_reloaded", active=sum(1 for s in silences if s.active(now)))
+
     async def _tick(self, now: datetime) -> None:
-        for key, state in list(self.stories.items()):
-            if state.is_due(now) and key[0] not in self.disabled:
+        self._reload_silences(now)
+        # Oldest first (then arrival order), so a throttle admits the stories that came first.
+        for key in sorted(self._due, key=lambda k: self.stories[k].due_at):
+            state = self.stories[key]
+            # A disabled subscription's due alerts still become deliveries: they are dead-lettered
+            # below as "subscription_disabled", so `replay` can send them once the URL is fixed.
+            if state.is_due(now):
                 self._release_story(key, state, now)
         for name, throttle in list(self.throttles.items()):
             if throttle.held and name in self.subscriptions and name not in self.disabled:
@@ -321,8 +375,11 @@ class Dispatcher:
         for pending in sorted(self.pending.values(), key=lambda p: p.next_attempt_at):
             if pending.id in self.in_flight or pending.next_attempt_at > now:
                 continue
-            if pending.subscription in self.disabled or pending.subscription not in self.subscriptions:
-                reason = "subscription_disabled" if pending.subscription in self.disabled else "subscription_removed"
+            name = pending.subscription
+            if name in self.disabled or name not in self.endpoints:
+                # Kept replayable rather than waiting forever for a receiver that is not there.
+                reason = ("subscription_disabled" if name in self.disabled else
+                          "subscription_removed" if name not in self.subscriptions else "subscription_not_enabled")
                 await self._dead_letter(pending, reason, now)
                 continue
             self.in_flight.add(pending.id)
@@ -333,7 +390,7 @@ class Dispatcher:
     def _release_story(self, key: tuple[str, str], state: noise.StoryState, now: datetime) -> None:
         sub = self.subscriptions.get(key[0])
         if sub is None:  # removed from the config: forget it
-            del self.stories[key]
+            self._set_story(key, None)
             self._write(f"story/{key[0]}/{key[1]}", None)
             return
         throttle = self.throttles.get(sub.name) or noise.ThrottleState(subscription=sub.name)
@@ -360,7 +417,7 @@ class Dispatcher:
             self.throttles[sub.name] = throttle
             self._write(f"throttle/{sub.name}", throttle)
         released = noise.release(state, now)
-        self.stories[key] = released
+        self._set_story(key, released)
         self._write(f"story/{key[0]}/{key[1]}", released)
 
     def _release_digest(self, sub: Subscription, throttle: noise.ThrottleState, now: datetime) -> None:
@@ -387,7 +444,7 @@ class Dispatcher:
         self._last_sweep = now
         for key, state in list(self.stories.items()):
             if noise.is_stale(state, now, STORY_RETENTION):
-                del self.stories[key]
+                self._set_story(key, None)
                 self._write(f"story/{key[0]}/{key[1]}", None)
 
     async def _deliver(self, pending: PendingDelivery) -> None:
@@ -395,7 +452,8 @@ class Dispatcher:
         name = pending.subscription
         try:
             try:
-                result = await attempt(self.client, pending, self.subscriptions[name], self.endpoints[name],
+                client = self._clients.get(name) or self._clients.setdefault(name, self.client_factory())
+                result = await attempt(client, pending, self.subscriptions[name], self.endpoints[name],
                                        self.clock(), self.settings.timeout)
             except Exception as exc:  # a body we cannot render or sign would fail forever: park it
                 log_event(log, logging.ERROR, "delivery_failed_internally", subscription=name,
@@ -432,8 +490,12 @@ class Dispatcher:
                 await self._dead_letter(step.pending, step.reason, now)
             else:
                 await self._dead_letter(step.pending, step.reason, now)
-            await self._flush()
+            # Not waiting for the ack keeps a subscription's queue moving; if this record were lost
+            # in a crash, the older one would only cause an early retry or a duplicate with the same
+            # webhook-id (at-least-once), never a lost alert. The producer keeps the order.
+            await self._flush(wait=False)
         finally:
             self.in_flight.discard(pending.id)
             self.metrics.retries_pending.set(len(self.pending))
-            self._wake.set()
+            if pending.id in self.pending:  # rescheduled: the ticker may have to wake sooner
+                self._wake.set()

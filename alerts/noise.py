@@ -77,7 +77,9 @@ def observe(state: StoryState | None, subscription: str, match: Match, topics: t
     """Fold one routed Match into the story's state; see the module docstring for the reasons."""
     new_sources = (*match.sources, source_of(match))
     if state is None:
-        state = StoryState(subscription=subscription, story_id=match.story_id, match=match, topics=(), sources=(),
+        # The article text is not part of any alert; keeping it would bloat every state record.
+        kept = match.model_copy(update={"text": "", "topics": ()})
+        state = StoryState(subscription=subscription, story_id=match.story_id, match=kept, topics=(), sources=(),
                            updated_at=now)
         merged = state.model_copy(update={"topics": merge_topics((), topics),
                                           "sources": merge_sources((), new_sources),

@@ -46,8 +46,8 @@ def describe(body: dict[str, Any]) -> str:
     return "\n".join([
         f"{label} {body.get('subscription')} · story {body.get('story_id')} · {body.get('sources_count')} source(s)",
         f"  title:   {article.get('title')}",
-        f"  topics:  " + (", ".join(f"{t.get('title')} ({t.get('severity')}, {t.get('score')})" for t in topics) or "-"),
-        f"  terms:   " + (", ".join(terms) or "-"),
+        "  topics:  " + (", ".join(f"{t.get('title')} ({t.get('severity')}, {t.get('score')})" for t in topics) or "-"),
+        "  terms:   " + (", ".join(terms) or "-"),
         f"  source:  {article.get('source') or '-'} · {article.get('lang') or '?'} · {article.get('published_at') or '-'}"
         + (f" · also: {', '.join(sources)}" if sources else ""),
         f"  link:    {article.get('url') or '-'}",

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import pydantic
 
-from alerts.durations import Duration
 from alerts.settings import GroupingSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.schemas import UtcDatetime

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
@@ -127,22 +129,26 @@ class Running:
 
 @asynccontextmanager
 async def running_dispatcher(bootstrap: str, topics: Topics, settings: AlertsSettings,
-                             subscriptions: SubscriptionsFile, endpoints: dict[str, Endpoint], clock=None):
+                             subscriptions: SubscriptionsFile, endpoints: dict[str, Endpoint], clock=None,
+                             poll_silences=None):
     """The real Dispatcher on the real broker, in this event loop, stopped cleanly on exit."""
     registry = CollectorRegistry()
     stop = asyncio.Event()
-    async with http_client(settings) as client:
-        kwargs = {"clock": clock} if clock is not None else {}
-        dispatcher = Dispatcher(settings=settings, subscriptions=subscriptions, endpoints=endpoints, topics=topics,
-                                bootstrap=bootstrap, client=client, metrics=AlertMetrics(registry), **kwargs)
-        task = asyncio.create_task(dispatcher.run(stop))
-        ready = asyncio.create_task(dispatcher.ready.wait())
-        await asyncio.wait([task, ready], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()
-        await async_wait_until(dispatcher.ready.is_set, 60, "dispatcher ready")
-        try:
-            yield Running(dispatcher, registry, topics)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
+    kwargs = {"clock": clock} if clock is not None else {}
+    if poll_silences is not None:
+        kwargs["poll_silences"] = poll_silences
+    dispatcher = Dispatcher(settings=settings, subscriptions=subscriptions, endpoints=endpoints, topics=topics,
+                            bootstrap=bootstrap,
+                            client_factory=partial(http_client, settings, httpx.create_ssl_context()),
+                            metrics=AlertMetrics(registry), **kwargs)
+    task = asyncio.create_task(dispatcher.run(stop))
+    ready = asyncio.create_task(dispatcher.ready.wait())
+    await asyncio.wait([task, ready], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    await async_wait_until(dispatcher.ready.is_set, 60, "dispatcher ready")
+    try:
+        yield Running(dispatcher, registry, topics)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, settings.timeout + 30)

@@ -94,3 +94,26 @@ def test_replay_resends_dead_letters_with_their_webhook_id(kafka_bootstrap, topi
         assert "skip msg_dead2 removed-sub" in everything.output and everything.exit_code == 1
     finally:
         receiver.close()
+
+
+def test_silence_add_and_list_keep_the_file_valid(tmp_path):
+    path = config(tmp_path, "http://127.0.0.1:9/")
+    subs = tmp_path / "subscriptions.yaml"
+    runner = CliRunner()
+    added = runner.invoke(main, ["alerts", "silence", "add", "--config", path, "--topic", "s400", "--source", "TASS",
+                                 "--for", "2h", "--subscription", "desk", "--comment", "already followed"])
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith("silenced topic=s400, source=TASS until ")
+    listed = runner.invoke(main, ["alerts", "silence", "list", "--config", path])
+    assert "active " in listed.output and "topic=s400, source=TASS  [desk]  # already followed" in listed.output
+    from alerts.subscriptions import load_subscriptions
+    silences = load_subscriptions(subs).silences
+    assert [(s.matchers.topic, s.subscriptions) for s in silences] == [("s400", ("desk",))]
+    before = subs.read_text()
+    for bad in (["--for", "2h"], ["--topic", "x", "--for", "soon"], ["--topic", "x", "--for", "1h", "--subscription",
+                                                                     "nobody"], ["--topic", "x"]):
+        result = runner.invoke(main, ["alerts", "silence", "add", "--config", path, *bad])
+        assert result.exit_code != 0, bad
+    assert subs.read_text() == before, "a rejected silence never touches the file"
+    expired = runner.invoke(main, ["alerts", "silence", "list", "--config", path, "--all"])
+    assert expired.output.count("until") == 1

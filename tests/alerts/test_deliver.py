@@ -109,8 +109,8 @@ async def test_final_verdicts_take_one_request(answer, verdict, reason):
 
 async def test_network_errors_are_retried_and_reported_without_url_or_token():
     seen: list = []
-    errors = [httpx.ReadTimeout(f"timed out talking to {URL}"), httpx.ConnectError(f"refused {URL}"),
-              httpx.Response(200)]
+    errors = [httpx.ReadTimeout(f"timed out talking to {URL}"),
+              httpx.ConnectError("refused /services/T0/B0/tok3n-in-path?token=q5ecret"), httpx.Response(200)]
     async with client_answering(errors, seen) as client:
         steps = await run_schedule(client, FakeClock())
     assert [step.reason for _, step in steps] == ["timeout", "connect_error", "http_2xx"]

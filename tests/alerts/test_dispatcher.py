@@ -127,7 +127,7 @@ async def test_throttle_holds_the_excess_and_sends_one_digest_when_the_hour_allo
             await asyncio.to_thread(produce, kafka_bootstrap, topics.matches, stories)
             await async_wait_until(lambda: _decisions(run).get(("desk", "throttled")) == 3, 30,
                                    "three of five stories held by the throttle")
-            assert len(receiver.accepted()) == 2
+            await async_wait_until(lambda: len(receiver.accepted()) == 2, 30, "the two admitted alerts")
             clock.advance(3600)
             run.dispatcher._wake.set()
             await async_wait_until(lambda: len(receiver.accepted()) == 3, 30, "the digest after the hour")
@@ -163,3 +163,61 @@ async def test_410_disables_the_subscription_and_4xx_go_to_the_dlq(kafka_bootstr
     finally:
         gone.close()
         bad.close()
+
+
+async def test_bad_match_records_go_to_the_dead_letter_topic_with_a_reason(kafka_bootstrap, topic_prefix):
+    topics = Topics(topic_prefix)
+    receiver = Receiver()
+    subs, endpoints = wire({"desk": receiver})
+    future = match(story_id="good-after").to_json_dict() | {"schema": "newswatch.match/v99"}
+    try:
+        async with running_dispatcher(kafka_bootstrap, topics, FAST, SubscriptionsFile(subscriptions=subs),
+                                      endpoints) as run:
+            await asyncio.to_thread(_produce_raw, kafka_bootstrap, topics.matches,
+                                    [b"not json {", json.dumps(future).encode(), match(story_id="good").encode()])
+            await async_wait_until(lambda: receiver.accepted(), 30, "the good record after the bad ones is delivered")
+            letters = await asyncio.to_thread(read_records, kafka_bootstrap, topics.articles_dlq, min_count=2)
+            assert run.dispatcher.metrics.bad_records._value.get() == 2
+        reasons = [json.loads(r.value) for r in letters]
+        assert [(d["stage"], d["offset"]) for d in reasons] == [("alerts", 0), ("alerts", 1)]
+        assert reasons[0]["error"].startswith("not JSON") and "v99" in reasons[1]["error"]
+        assert reasons[0]["value"] == "not json {"
+        assert [r.json()["story_id"] for r in receiver.accepted()] == ["good"]
+    finally:
+        receiver.close()
+
+
+def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from kafka import KafkaProducer
+    from tests.support.kafka import create_topics
+
+    create_topics(bootstrap, topic)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in values:
+        producer.send(topic, key=b"k", value=value)
+    producer.flush()
+    producer.close()
+
+
+async def test_a_silence_added_while_running_applies_without_a_restart(kafka_bootstrap, topic_prefix, tmp_path):
+    from alerts.silences import SilenceWatcher, add_silence
+
+    topics = Topics(topic_prefix)
+    receiver = Receiver()
+    subs, endpoints = wire({"desk": receiver})
+    path = tmp_path / "subscriptions.yaml"
+    path.write_text(f"subscriptions:\n  - name: desk\n    url: {receiver.url}\n    secret_env: S\n", encoding="utf-8")
+    try:
+        async with running_dispatcher(kafka_bootstrap, topics, FAST, SubscriptionsFile(subscriptions=subs), endpoints,
+                                      poll_silences=SilenceWatcher(path).poll) as run:
+            await asyncio.to_thread(produce, kafka_bootstrap, topics.matches, [match(story_id="before")])
+            await async_wait_until(lambda: receiver.accepted(), 30, "the first story")
+            add_silence(path, Silence(matchers={"topic": "s400"}, expires_at=T0 + timedelta(days=3650)))
+            await async_wait_until(lambda: run.dispatcher.silences, 30, "the dispatcher reloads the silences")
+            await asyncio.to_thread(produce, kafka_bootstrap, topics.matches,
+                                    [match(story_id="after"), match(story_id="other", topics=(hit("patriot"),))])
+            await async_wait_until(lambda: len(receiver.accepted()) == 2, 30, "the unsilenced story")
+            assert _decisions(run)[("desk", "silenced")] == 1
+        assert [r.json()["story_id"] for r in receiver.accepted()] == ["before", "other"]
+    finally:
+        receiver.close()

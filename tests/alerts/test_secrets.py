@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import io
+import json
 import logging
 
 import pytest
@@ -69,7 +70,7 @@ async def test_no_secret_reaches_logs_dlq_state_or_metrics(kafka_bootstrap, topi
         for receiver in receivers.values():
             receiver.close()
     logs = stream.getvalue()
-    reasons = sorted(__import__("json").loads(r.value)["reason"] for r in letters)
+    reasons = sorted(json.loads(r.value)["reason"] for r in letters)
     assert reasons == ["http_404", "http_410", "retries_exhausted", "retries_exhausted"]
     assert "alert_delivered" in logs and "alert_retry_scheduled" in logs and "subscription_disabled" in logs
     assert "timeout" in logs and "connect_error" in logs

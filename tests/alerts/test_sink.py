@@ -79,3 +79,33 @@ def test_duplicates_are_acknowledged_but_marked(sink):
     assert second.status_code == 200 and second.json()["message"] == "duplicate"
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [line["duplicate"] for line in lines] == [False, True]
+
+
+def test_sink_command_starts_logs_and_exits_cleanly_on_sigterm(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support.waiting import wait_until
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out, log = tmp_path / "alerts.jsonl", tmp_path / "sink.log"
+    process = subprocess.Popen([sys.executable, "-m", "newswatch", "sink", "--port", str(port), "--out", str(out)],
+                               cwd=Path(__file__).resolve().parents[2], stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, env={**os.environ, "NEWSWATCH_SINK_SECRET": SECRET})
+    try:
+        wait_until(lambda: "sink_started" in log.read_text(), 30, "the sink logs its start")
+        assert post(f"http://127.0.0.1:{port}/", alert_body()).status_code == 200
+        wait_until(lambda: ARABIC_TITLE in log.read_text(encoding="utf-8"), 10, "the alert is printed")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert "sink_stopped" in log.read_text() and SECRET not in log.read_text()
+        assert json.loads(out.read_text(encoding="utf-8"))["webhook_id"] == "msg_sink"
+    finally:
+        if process.poll() is None:
+            process.kill()
