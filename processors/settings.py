@@ -55,11 +55,15 @@ class ProcessSettings(StrictModel):
     max_sources: int = pydantic.Field(default=50, ge=1, le=1000, description="sources listed per story")
     reload_interval: Duration = pydantic.Field(default=timedelta(seconds=2),
                                                description="how often watchlist files are checked for changes")
+    stop_timeout: Duration = pydantic.Field(
+        default=timedelta(seconds=20),
+        description="longest clean shutdown after SIGTERM/SIGINT before the worker exits anyway")
     session_timeout: Duration = pydantic.Field(
         default=timedelta(seconds=10),
         description="a worker that stops heartbeating (crashed) loses its partitions after this long")
 
-    @pydantic.field_validator("batch_within", "dedup_retention", "story_window", "reload_interval", "session_timeout")
+    @pydantic.field_validator("batch_within", "dedup_retention", "story_window", "reload_interval", "session_timeout",
+                              "stop_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -5,6 +5,9 @@ App and runs it until SIGTERM or SIGINT. The detector and watchlist loader are p
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +78,30 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
     return ProcessorWorker(app, processor, reloader, metrics, partitions)
 
 
+def _exit_after_grace(signal_name: str, grace: float) -> None:
+    log_event(log, logging.WARNING, "processor_stop_forced", signal=signal_name, stop_timeout_s=grace,
+              reason="shutdown did not finish in time (is the broker reachable?); uncommitted articles "
+                     "will be processed again")
+    logging.shutdown()
+    os._exit(0)
+
+
 class NewswatchWorker(faust.Worker):
-    """faust's Worker with newswatch's one-line key=value logs instead of its own set-up."""
+    """faust's Worker with newswatch's one-line key=value logs and a shutdown bounded by
+    `stop_timeout`: faust's own can hang retrying a commit when the broker is gone. Exiting then
+    loses nothing: what was not committed is processed again, identically, by the next worker."""
+
+    def __init__(self, *args: Any, stop_timeout: float = 20.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.stop_timeout = stop_timeout
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            watchdog = threading.Timer(self.stop_timeout, _exit_after_grace,
+                                       args=(signal.name, self.stop_timeout))
+            watchdog.daemon = True
+            watchdog.start()
+        super()._schedule_shutdown(signal)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None  # its terminal escapes would garble the log lines
@@ -96,7 +121,8 @@ def run_worker(config: AppConfig, *, metrics_port: int, detect: Detector,
               bootstrap=config.kafka.bootstrap(), articles_topic=config.kafka.topics.articles,
               partitions=worker_parts.partitions, watchlists=str(worker_parts.reloader.folder),
               watchlist_version=worker_parts.reloader.current.version, metrics_port=metrics_port or "off")
-    worker = NewswatchWorker(worker_parts.app, loglevel="INFO", quiet=True, redirect_stdouts=False)
+    worker = NewswatchWorker(worker_parts.app, loglevel="INFO", quiet=True, redirect_stdouts=False,
+                             stop_timeout=config.process.stop_timeout.total_seconds())
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

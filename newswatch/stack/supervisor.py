@@ -17,6 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
+# Longer than the stages' own clean-shutdown deadline (the processor's stop_timeout is 20 s),
+# so SIGKILL only ever ends a stage that is truly stuck.
+STOP_TIMEOUT = 30.0
+
+
 @dataclass(frozen=True)
 class RestartPolicy:
     """Exponential backoff: `initial` s after the first crash, doubling up to `maximum`.
@@ -116,7 +121,7 @@ class Supervisor:
 
     def __init__(self, specs: Sequence[ChildSpec], *, on_event: Callable[[ChildEvent], None],
                  policy: RestartPolicy = RestartPolicy(), base_env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] | None = None, stop_timeout: float = 20.0):
+                 clock: Callable[[], float] | None = None, stop_timeout: float = STOP_TIMEOUT):
         self.specs = list(specs)
         self.on_event = on_event
         self.policy = policy

@@ -305,3 +305,24 @@ def test_three_partitions_one_worker_groups_stories_across_partitions(
     assert len({m.story_id for m in wire}) == 1
     assert {i: tuple(h.topic for h in decode(grouped[i][0].value, Match).topics) for i in expected} == expected
     assert "partitions=3" in worker.log()
+
+
+def test_sigterm_with_the_broker_gone_still_exits_within_the_stop_timeout(tmp_path, topic_prefix):
+    from newswatch.broker.local import LocalBroker
+
+    broker = LocalBroker(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap_mb=256)
+    bootstrap = broker.start(timeout=180)[0].bootstrap
+    try:
+        topics = Topics(topic_prefix)
+        create_topics(bootstrap, topics.articles)
+        produce(bootstrap, topics.articles, article_records([seed_article()]))
+        worker = WorkerProcess(write_config(tmp_path, topic_prefix, SEED_WATCHLISTS, stop_timeout="3s"),
+                               bootstrap, tmp_path / "worker.log")
+        read_records(bootstrap, topics.matches, min_count=1, timeout=90)
+    finally:
+        broker.stop(timeout=30)
+    began = time.monotonic()
+    assert worker.stop(signal.SIGTERM, timeout=30) == 0
+    assert time.monotonic() - began < 15
+    log = worker.log()
+    assert "processor_stop_forced" in log or "processor_stopped" in log
