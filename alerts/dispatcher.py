@@ -119,6 +119,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._unflushed: list[tuple[bytes, bytes | None]] = []
         self._unacked: list[asyncio.Future] = []
+        self._flush_lock = asyncio.Lock()
         self._producer: AIOKafkaProducer | None = None
         self._pool: DeliveryPool | None = None
         self._last_sweep = datetime.min.replace(tzinfo=timezone.utc)
@@ -252,8 +253,11 @@ class Dispatcher:
 
     async def _flush(self, wait: bool = True) -> None:
         """Send the queued writes in order; with `wait`, return once the broker acknowledged all (acks=all)."""
-        writes, self._unflushed = self._unflushed, []
-        acks = [await self._producer.send(state_topic(self.topics), key=key, value=raw) for key, raw in writes]
+        # One flush sends at a time, so records reach the topic in the order they were written
+        # (a story's "due" state must never land after its "released" state).
+        async with self._flush_lock:
+            writes, self._unflushed = self._unflushed, []
+            acks = [await self._producer.send(state_topic(self.topics), key=key, value=raw) for key, raw in writes]
         if wait:
             await asyncio.gather(*acks)
         else:  # awaited at shutdown, so a failed write is reported rather than dropped

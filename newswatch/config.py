@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pydantic
 
-from newswatch.errors import ConfigError, ConfigProblem
 from alerts.settings import AlertsSettings
+from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.stack.settings import UpSettings
 from newswatch.yamlconf import StrictModel, load_file
