@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from newswatch.config import AppConfig
 from newswatch.stack.settings import UpSettings
 from newswatch.stack.supervisor import ChildSpec
 
@@ -47,3 +48,20 @@ def ports_in_use(settings: UpSettings) -> dict[str, int]:
     if settings.demo_feeds is not None:
         ports["demo feed server"] = settings.demo_feeds.port
     return {name: port for name, port in ports.items() if port}
+
+
+def run_config(data: dict, config: AppConfig) -> dict:
+    """The config the stages get from `up`: `data` (newswatch.yaml as parsed) with the paths made
+    absolute (the copy lives in the run folder) and, when demo feeds are served, ingest allowed to
+    reach them on 127.0.0.1. The file itself keeps the address guard on for every other use."""
+    derived = dict(data)
+    for key in ("feeds", "watchlists", "subscriptions"):
+        path = config.resolve(getattr(config, key))
+        if path is not None:
+            derived[key] = str(path)
+    ingest = dict(derived.get("ingest") or {})
+    ingest["state_dir"] = str(config.resolve(config.ingest.state_dir))
+    if config.up.demo_feeds is not None:
+        ingest["allow_private_networks"] = True
+    derived["ingest"] = ingest
+    return derived

@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import TextIO
 
 import httpx
+from ruamel.yaml import YAML
 
 from newswatch.broker import local
-from newswatch.config import AppConfig
+from newswatch.config import AppConfig, load_config
 from newswatch.errors import BrokerError, NewswatchError
 from newswatch.kafka_settings import BOOTSTRAP_ENV
+from newswatch.yamlconf import parse_yaml
 from newswatch.stack.demo_server import DemoFeedServer, Served
-from newswatch.stack.plan import plan_children, ports_in_use
+from newswatch.stack.plan import plan_children, ports_in_use, run_config
 from newswatch.stack.status import StatusSnapshot, alert_payload, format_alert, parse_metrics, summarize
 from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor
 
@@ -183,13 +185,24 @@ class Stack:
             if not self.environ.get(secret_env):
                 # Generated per run and handed to alerts and sink through their environment only.
                 env[secret_env] = new_sink_secret()
-        specs = self.plan(self.config_file, self.config.up, self.run_dir)
+        specs = self.plan(self._write_run_config(), self.config.up, self.run_dir)
         self.supervisor = Supervisor(specs, on_event=self._on_child_event, base_env={**self.environ, **env})
         self.console.say(f"starting {', '.join(s.name for s in specs)} (logs in {self.run_dir / 'logs'})")
         await self.supervisor.start()
         self._write_state()
         self.console.say("running; alerts appear below as the sink receives them. Ctrl-C stops everything.")
         return True
+
+    def _write_run_config(self) -> Path:
+        """The stages' copy of the config in the run folder (see plan.run_config); validated."""
+        data, _ = parse_yaml(self.config_file.read_text(encoding="utf-8"), str(self.config_file))
+        path = self.run_dir / "newswatch.yaml"
+        yaml = YAML()
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write(f"# Written by `newswatch up` from {self.config_file}; edit that file, not this one.\n")
+            yaml.dump(run_config(data or {}, self.config), handle)
+        load_config(path)
+        return path
 
     def _demo_dir(self) -> Path | None:
         demo = self.config.up.demo_feeds

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from newswatch.broker.local import BrokerStatus, free_port
-from newswatch.config import AppConfig
+from newswatch.config import AppConfig, load_config
 from newswatch.stack.runner import Console, Stack, StackError
 from newswatch.stack.supervisor import ChildSpec
 
@@ -52,7 +52,8 @@ def _config(tmp_path: Path, **up) -> AppConfig:
     settings = {"demo_feeds": {"dir": "demo", "port": free_port()}, "sink": {"port": free_port()},
                 "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}
     settings.update(up)
-    return AppConfig.model_validate({"up": settings}).model_copy(update={"base_dir": tmp_path})
+    (tmp_path / "newswatch.yaml").write_text(json.dumps({"up": settings}))  # JSON is YAML too
+    return load_config(tmp_path / "newswatch.yaml")
 
 
 def _fake_plan(tmp_path: Path):
@@ -97,6 +98,10 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
         response = await client.get(f"http://127.0.0.1:{config.up.demo_feeds.port}/news.xml")
     assert response.status_code == 200 and response.headers["etag"]
     pids = json.loads((tmp_path / "run" / "up.json").read_text())["children"]
+    run_config = load_config(tmp_path / "run" / "newswatch.yaml")  # what the stages were given
+    assert run_config.ingest.allow_private_networks and run_config.up == config.up
+    assert run_config.ingest.state_dir == tmp_path / ".newswatch" / "ingest"
+    assert not config.ingest.allow_private_networks
     assert set(pids) == {"ingest", "process"}
 
     os.kill(os.getpid(), stop_signal)  # handled by `up`: Ctrl-C, `kill`, a closed terminal

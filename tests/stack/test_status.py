@@ -138,3 +138,19 @@ def test_ports_in_use_lists_what_listens_and_skips_disabled_ones():
     assert ports_in_use(settings) == {"ingest metrics": 9101, "process metrics": 9102, "sink": 8787,
                                       "demo feed server": 8000}
     assert "sink" not in ports_in_use(UpSettings(sink=None))
+
+
+def test_run_config_makes_paths_absolute_and_opens_the_guard_only_for_demo_feeds(tmp_path):
+    from newswatch.config import load_config
+    from newswatch.stack.plan import run_config
+
+    (tmp_path / "newswatch.yaml").write_text("feeds: feeds.yaml\ningest: {per_host: 3}\n"
+                                             "up: {demo_feeds: {dir: demo}}\n")
+    config = load_config(tmp_path / "newswatch.yaml")
+    derived = run_config({"feeds": "feeds.yaml", "ingest": {"per_host": 3}, "up": {"demo_feeds": {"dir": "demo"}}},
+                         config)
+    assert derived["feeds"] == str(tmp_path / "feeds.yaml") and "watchlists" not in derived
+    assert derived["ingest"] == {"per_host": 3, "state_dir": str(tmp_path / ".newswatch" / "ingest"),
+                                 "allow_private_networks": True}
+    real = load_config(tmp_path / "newswatch.yaml").model_copy(update={"up": UpSettings()})
+    assert "allow_private_networks" not in run_config({"ingest": {}}, real)["ingest"]
