@@ -163,7 +163,8 @@ class Stack:
 
     def _request_stop(self, signum: int) -> None:
         if not self.stop_requested.is_set():
-            self.console.say(f"{signal.Signals(signum).name}: stopping the stack (once more to kill the stages at once)")
+            self.console.say(f"{signal.Signals(signum).name}: stopping the stack "
+                             "(once more to kill the stages at once)")
             self.stop_requested.set()
         elif self.supervisor is not None:
             self.console.say(f"{signal.Signals(signum).name} again: killing the stages")
