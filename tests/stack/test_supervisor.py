@@ -45,6 +45,11 @@ def test_describe_exit(code, text):
     assert describe_exit(code) == text
 
 
+# A child that ignores SIGTERM, as a stuck stage would.
+STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ready', flush=True)\ntime.sleep(600)\n")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -92,7 +97,7 @@ async def test_dead_child_is_reported_and_restarted_and_stop_kills_its_workers(t
 
 async def test_child_ignoring_sigterm_is_killed_after_the_deadline(tmp_path):
     events: list[ChildEvent] = []
-    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    script = STUBBORN
     spec = ChildSpec("stubborn", (sys.executable, "-c", script), log_path=tmp_path / "stubborn.log")
     supervisor = Supervisor([spec], on_event=events.append, stop_timeout=0.5)
     await supervisor.start()
@@ -126,7 +131,8 @@ import asyncio, sys
 from pathlib import Path
 from newswatch.stack.supervisor import ChildSpec, Supervisor
 async def main():
-    spec = ChildSpec("sleeper", (sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(600)"),
+    sleeper = "import os, time; print(os.getpid(), flush=True); time.sleep(600)"
+    spec = ChildSpec("sleeper", (sys.executable, "-c", sleeper),
                      log_path=Path({str(tmp_path / "child.log")!r}))
     await Supervisor([spec], on_event=lambda e: None).start()
     await asyncio.sleep(600)
@@ -149,7 +155,7 @@ asyncio.run(main())
 
 
 async def test_kill_now_ends_a_stop_that_would_wait_for_a_stubborn_child(tmp_path):
-    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    script = STUBBORN
     spec = ChildSpec("stubborn", (sys.executable, "-c", script), log_path=tmp_path / "stubborn.log")
     supervisor = Supervisor([spec], on_event=lambda e: None, stop_timeout=60)
     await supervisor.start()
