@@ -21,12 +21,13 @@ from newswatch.errors import NewswatchError
 # Verbs that live in the stage packages: name -> "module:attribute", imported only when used
 # (faust and feedparser are slow to import, and `newswatch kafka status` should not wait for them).
 STAGE_COMMANDS: dict[str, str] = {
-    "detect": "processors.detection.cli:detect",
+    "up": "newswatch.stack.cli:up",
     "fetch": "ingest.cli:fetch",
     "ingest": "ingest.cli:ingest",
     "feeds": "ingest.cli:feeds",
     "alerts": "alerts.cli:alerts",
     "sink": "alerts.sink:sink",
+    "detect": "processors.detection.cli:detect",
     "process": "processors.cli:process",
     "backtest": "processors.cli:backtest",
 }

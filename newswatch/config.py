@@ -21,6 +21,7 @@ from alerts.settings import AlertsSettings
 from ingest.settings import IngestSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
+from newswatch.stack.settings import UpSettings
 from newswatch.yamlconf import StrictModel, load_file
 from processors.settings import ProcessSettings
 
@@ -44,6 +45,7 @@ class AppConfig(StrictModel):
     ingest: IngestSettings = IngestSettings()
     process: ProcessSettings = ProcessSettings()
     alerts: AlertsSettings = AlertsSettings()
+    up: UpSettings = UpSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:
