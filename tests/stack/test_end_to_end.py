@@ -290,13 +290,6 @@ def test_up_delivers_signed_alerts_for_the_demo_feeds_and_stops_cleanly(tmp_path
     config_file = _build_config(tmp_path, ports, recorder.server_address[1])
     run_dir = tmp_path / "run"
     secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-    # Known foundation bug, left to its owner: a random cluster id that starts with "-" (1 in 64)
-    # is read by kafka-storage as an option and formatting fails. Fix the id in advance.
-    (tmp_path / "kafka").mkdir()
-    cluster_id = local.new_cluster_id()
-    while cluster_id.startswith("-"):
-        cluster_id = local.new_cluster_id()
-    (tmp_path / "kafka" / "broker.json").write_text(json.dumps({"cluster_id": cluster_id}))
     env = {key: value for key, value in os.environ.items() if key != BOOTSTRAP_ENV}
     env.update(NEWSWATCH_KAFKA_PORT=str(_broker_port()), NEWSWATCH_KAFKA_DATA_DIR=str(tmp_path / "kafka"),
                NEWSWATCH_SINK_SECRET=secret)
