@@ -210,6 +210,9 @@ class LocalBroker:
     version: str = artifacts.KAFKA_VERSION
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: Callable[[str], None] = lambda _msg: None
+    # Prepended to the java command line; `newswatch up` passes its orphan guard here so a broker it
+    # started dies with it even when it is killed outright. Empty: the broker outlives its starter.
+    launcher_prefix: tuple[str, ...] = ()
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -290,7 +293,7 @@ class LocalBroker:
                 raise BrokerError(f"formatting the broker's storage failed:\n{result.stdout}{result.stderr}")
         self.meta_file.write_text(json.dumps(meta, indent=2))
         out = (self.log_dir / "broker.out").open("ab")
-        command = [java, f"-Xms{min(256, self.heap_mb)}m", f"-Xmx{self.heap_mb}m", "-XX:+ExitOnOutOfMemoryError",
+        command = [*self.launcher_prefix, java, f"-Xms{min(256, self.heap_mb)}m", f"-Xmx{self.heap_mb}m", "-XX:+ExitOnOutOfMemoryError",
                    *jvm_common, "-cp", classpath, "kafka.Kafka", str(properties)]
         self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.data_dir)

@@ -33,7 +33,7 @@ from newswatch.yamlconf import parse_yaml
 from newswatch.stack.demo_server import DemoFeedServer, Served
 from newswatch.stack.plan import plan_children, ports_in_use, run_config
 from newswatch.stack.status import StatusSnapshot, alert_payload, format_alert, parse_metrics, summarize
-from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor
+from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor, guarded
 
 STATUS_INTERVAL = 1.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -134,7 +134,8 @@ class Stack:
         self.environ = dict(os.environ if environ is None else environ)
         self.broker_factory = broker_factory or (lambda: local.LocalBroker(
             data_dir=local.default_data_dir(self.environ), port=local.default_port(self.environ),
-            environ=self.environ, progress=lambda msg: console.say(f"kafka: {msg}")))
+            environ=self.environ, progress=lambda msg: console.say(f"kafka: {msg}"),
+            launcher_prefix=guarded(())))
         self.plan = plan
         self.broker: local.LocalBroker | None = None
         self.demo: DemoFeedServer | None = None

@@ -67,3 +67,34 @@ def test_stop_when_nothing_runs(broker_env):
     env, _ = broker_env
     result = newswatch("kafka", "stop", env=env)
     assert (result.returncode, result.stdout.strip()) == (0, "not running")
+
+
+def test_a_broker_started_with_the_orphan_guard_dies_with_its_starter(tmp_path, kafka_bootstrap):
+    """What `newswatch up` relies on: killed outright, it must not leave its broker running."""
+    import signal
+    import textwrap
+
+    from tests.support.waiting import wait_until
+
+    starter = textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        from newswatch.broker import local
+        from newswatch.stack.supervisor import guarded
+        broker = local.LocalBroker(data_dir=Path({str(tmp_path / 'kafka')!r}), port=local.free_port(),
+                                   controller_port=local.free_port(), launcher_prefix=guarded(()))
+        status, _ = broker.start(timeout=120)
+        print(status.pid, flush=True)
+        time.sleep(600)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        broker_pid = int(process.stdout.readline())
+        assert local._pid_alive(broker_pid)
+        assert "kafka.Kafka" in local._cmdline(broker_pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        wait_until(lambda: not local._pid_alive(broker_pid), 60, "the broker outlived the process that started it")
+    finally:
+        process.kill()
+        local.LocalBroker(data_dir=tmp_path / "kafka").stop(timeout=10)
