@@ -57,6 +57,7 @@ class Hit(NamedTuple):
     word: int  # index of the word it starts in
 
 
+_match_end = re.Match.end
 _new_tuple = tuple.__new__  # Hit(...) without the Python-level __new__ of a NamedTuple: hits are many
 
 
@@ -73,7 +74,7 @@ class FieldText:
     def sentence(self, pos: int) -> int:
         if self._sentences is None:
             text = self.norm.text
-            ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+            ends = list(map(_match_end, _SENTENCE_END.finditer(text)))
             if "\n" in text:
                 line_break = text.find("\n")
                 while line_break >= 0:
@@ -156,18 +157,19 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
     count = (text.replace("\n", " ") if "\n" in text else text).count
     longest: dict[int, int] = {}  # term -> end of its last kept hit
     name = field.name
+    last_end = longest.get
+    hit_list = by_term.get
     words_before = previous = 0
-    for key in sorted(found):
+    for key, end in sorted(found.items()):
         start, term = divmod(key, stride)
-        end = found[key]
-        if longest.get(term, -1) >= end:
+        if last_end(term, -1) >= end:
             continue
         longest[term] = end
         if start != previous:
             words_before += count(" ", previous, start)
             previous = start
         hit = _new_tuple(Hit, (term, name, start, end, words_before))
-        term_hits = by_term.get(term)
+        term_hits = hit_list(term)
         if term_hits is None:
             by_term[term] = [hit]
         else:
@@ -254,7 +256,10 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
     hits = {t: hs for t, hs in by_term.items() if t in terms}
     # Exclusions only take hits away, so a topic none of whose rules has its terms even before
     # them cannot fire ("Tor" with no weapon word): skip the exclusion work, the costly part.
-    if not any(_could_fire(rule, hits) for rule in topic.rules):
+    for rule in topic.rules:
+        if _could_fire(rule, hits):
+            break
+    else:
         return None
     for exclusion in topic.exclusions:
         vetoes = [h for t in exclusion.terms for h in hits.get(t, ())]
@@ -286,10 +291,19 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
 def _outermost(hits: Iterable[Hit]) -> list[Hit]:
     """Hits in text order, without those inside another ("Patriot" inside "Patriot batteries")."""
     kept: list[Hit] = []
-    for hit in sorted(hits, key=lambda h: (FIELDS.index(h.field), h.start, -h.end)):
-        if kept and kept[-1].field == hit.field and hit.end <= kept[-1].end:
+    order = _FIELD_ORDER
+    # Plain tuples sort without a key call per hit. Equal (field, start, end) prefixes can only
+    # come from two terms on one span: the Hit then breaks the tie, and either gives the same
+    # Evidence (term text, field and offsets are the span's).
+    decorated = sorted([(order[h[1]], h[2], -h[3], h) for h in hits])
+    last_field = None
+    last_end = -1
+    for _, _, _, hit in decorated:
+        field, end = hit[1], hit[3]
+        if field == last_field and end <= last_end:
             continue
         kept.append(hit)
+        last_field, last_end = field, end
     return kept
 
 
@@ -308,11 +322,11 @@ class _VetoIndex:
         by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
         self.by_field = by_field
         behind = 0 if following else within
-        for veto in vetoes:
-            entry = by_field.get(veto.field)
+        for _, field, start, end, word in vetoes:
+            entry = by_field.get(field)
             if entry is None:
-                entry = by_field[veto.field] = (set(), [], [])
-            entry[2].append((veto.word, veto.start, veto.end))
+                entry = by_field[field] = (set(), [], [])
+            entry[2].append((word, start, end))
         for covered, words, spans in by_field.values():
             spans.sort()
             words.extend(word for word, _, _ in spans)
@@ -327,7 +341,7 @@ class _VetoIndex:
         """Each term's hits that are neither within the window of nor overlapping an exclusion
         hit; the `spared` terms (the exclusion's own) keep all theirs. One call per exclusion,
         not one per term: a topic has many terms with a hit or two each."""
-        by_field = self.by_field
+        field_entry = self.by_field.get
         out: dict[int, list[Hit]] = {}
         for term, term_hits in hits.items():
             if term in spared:
@@ -335,15 +349,14 @@ class _VetoIndex:
                 continue
             kept = out[term] = []
             for hit in term_hits:
-                entry = by_field.get(hit.field)
+                _, field, start, end, position = hit  # one unpack, not four attribute lookups
+                entry = field_entry(field)
                 if entry is None:
                     kept.append(hit)
                     continue
                 covered, words, spans = entry
-                position = hit.word
                 if position in covered:
                     continue
-                start, end = hit.start, hit.end
                 # Only vetoes a few words away can overlap: bisect, so long articles stay linear.
                 if len(spans) <= 4:
                     near = spans  # news articles: one to four vetoes, a plain loop is cheaper
@@ -359,6 +372,7 @@ class _VetoIndex:
 
 
 _ALL_FIELDS = frozenset(FIELDS)
+_FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 
 
 def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
@@ -385,26 +399,41 @@ def _in_fields(hits: Iterable[Hit], fields: frozenset[str]) -> list[Hit]:
 def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, FieldText]) -> list[Hit]:
     """The evidence for `rule`, or [] when it does not fire."""
     scope = rule.fields
-    if scope == _ALL_FIELDS:  # most rules: every hit counts, no filtered copies
-        def in_scope(term_hits):
-            return term_hits
-    else:
-        def in_scope(term_hits):
-            return _in_fields(term_hits, scope)
-    for term in rule.none_of:
-        if in_scope(hits.get(term, ())):
-            return []
+    get = hits.get
     slots: list[list[Hit]] = []
-    for term in rule.all_of:
-        found = in_scope(hits.get(term, ()))
-        if not found:
-            return []
-        slots.append(found)
-    if rule.any_of:
-        found = [h for term in rule.any_of for h in in_scope(hits.get(term, ()))]
-        if not found:
-            return []
-        slots.append(found)
+    if scope == _ALL_FIELDS:  # most rules: every hit counts, no filtered copies
+        # (Lists may be empty here: exclusions leave a term's list empty, not absent.)
+        for term in rule.none_of:
+            if get(term):
+                return []
+        for term in rule.all_of:
+            found = get(term)
+            if not found:
+                return []
+            slots.append(found)
+        any_of = rule.any_of
+        if any_of:
+            if len(any_of) == 1:
+                found = get(any_of[0])  # no copy: slots are only read
+            else:
+                found = [h for term in any_of for h in get(term, ())]
+            if not found:
+                return []
+            slots.append(found)
+    else:
+        for term in rule.none_of:
+            if _in_fields(get(term, ()), scope):
+                return []
+        for term in rule.all_of:
+            found = _in_fields(get(term, ()), scope)
+            if not found:
+                return []
+            slots.append(found)
+        if rule.any_of:
+            found = [h for term in rule.any_of for h in _in_fields(get(term, ()), scope)]
+            if not found:
+                return []
+            slots.append(found)
     if rule.near is not None:
         return _window(slots, fields, rule.near)
     if rule.same_sentence:
