@@ -315,33 +315,45 @@ class _VetoIndex:
     vetoes that start near enough to overlap.
     """
 
-    __slots__ = ("by_field",)
+    __slots__ = ("by_field", "overlap")
 
     def __init__(self, vetoes: list[Hit], within: int, following: bool = False):
-        # field -> (covered word positions, veto word positions sorted, (word, start, end) alike)
-        by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]]]] = {}
+        spans_by_field: dict[str, list[tuple[int, int, int]]] = {}
+        for _, field, start, end, word in vetoes:
+            spans = spans_by_field.get(field)
+            if spans is None:
+                spans_by_field[field] = [(word, start, end)]
+            else:
+                spans.append((word, start, end))
+        # field -> (covered word positions, veto word positions sorted, (word, start, end) alike,
+        # whether to loop over all the spans rather than bisect)
+        by_field: dict[str, tuple[set[int], list[int], list[tuple[int, int, int]], bool]] = {}
         self.by_field = by_field
         behind = 0 if following else within
-        for _, field, start, end, word in vetoes:
-            entry = by_field.get(field)
-            if entry is None:
-                entry = by_field[field] = (set(), [], [])
-            entry[2].append((word, start, end))
-        for covered, words, spans in by_field.values():
+        for field, spans in spans_by_field.items():
             spans.sort()
-            words.extend(word for word, _, _ in spans)
+            words = [word for word, _, _ in spans]
+            covered: set[int] = set()
             # Each word once, however wide the windows (`within` may be 1,000) and many the vetoes.
             done = -1 << 62
             for word in words:
-                first = max(word - behind, done + 1)
+                first = word - behind
+                if first <= done:
+                    first = done + 1
                 done = word + within
                 covered.update(range(first, done + 1))
+            # News articles have one to four vetoes per field: a plain loop beats a bisect.
+            by_field[field] = (covered, words, spans, len(spans) <= 4)
+        # A veto can only overlap a hit starting within _OVERLAP_WORDS words of it; when the
+        # window already covers those words both ways, every such hit is dropped as covered.
+        self.overlap = following or within < _OVERLAP_WORDS
 
     def keep_all(self, hits: dict[int, list[Hit]], spared: tuple[int, ...]) -> dict[int, list[Hit]]:
         """Each term's hits that are neither within the window of nor overlapping an exclusion
         hit; the `spared` terms (the exclusion's own) keep all theirs. One call per exclusion,
         not one per term: a topic has many terms with a hit or two each."""
         field_entry = self.by_field.get
+        overlap = self.overlap
         out: dict[int, list[Hit]] = {}
         for term, term_hits in hits.items():
             if term in spared:
@@ -354,15 +366,15 @@ class _VetoIndex:
                 if entry is None:
                     kept.append(hit)
                     continue
-                covered, words, spans = entry
+                covered, words, spans, few = entry
                 if position in covered:
                     continue
+                if not overlap:
+                    kept.append(hit)
+                    continue
                 # Only vetoes a few words away can overlap: bisect, so long articles stay linear.
-                if len(spans) <= 4:
-                    near = spans  # news articles: one to four vetoes, a plain loop is cheaper
-                else:
-                    near = spans[bisect_left(words, position - _OVERLAP_WORDS):
-                                 bisect_right(words, position + _OVERLAP_WORDS)]
+                near = spans if few else spans[bisect_left(words, position - _OVERLAP_WORDS):
+                                               bisect_right(words, position + _OVERLAP_WORDS)]
                 for word, veto_start, veto_end in near:
                     if veto_start < end and start < veto_end and -_OVERLAP_WORDS <= position - word <= _OVERLAP_WORDS:
                         break
