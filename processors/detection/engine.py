@@ -72,6 +72,11 @@ class FieldText:
         self._sentences: list[int] | None = None
 
     def sentence(self, pos: int) -> int:
+        """Index of the sentence `pos` is in (0 for the first)."""
+        return bisect_right(self.sentence_ends(), pos)
+
+    def sentence_ends(self) -> list[int]:
+        """Sorted positions where a sentence ends (computed on first use)."""
         if self._sentences is None:
             text = self.norm.text
             ends = list(map(_match_end, _SENTENCE_END.finditer(text)))
@@ -82,7 +87,7 @@ class FieldText:
                     line_break = text.find("\n", line_break + 1)
                 ends.sort()
             self._sentences = ends
-        return bisect_right(self._sentences, pos)
+        return self._sentences
 
 
 def _article_lang(article: Any) -> str | None:
@@ -466,10 +471,19 @@ def _window(slots: list[list[Hit]], fields: dict[str, FieldText], width: int, by
         # (position, start, arrival, slot, hit): plain tuple order is the (position, start)
         # order with ties in arrival order, as a stable sort on that key would give.
         tagged = []
-        for i, slot in enumerate(slots):
-            for h in slot:
-                if h.field == name:
-                    tagged.append((field.sentence(h.start) if by_sentence else h.word, h.start, len(tagged), i, h))
+        if by_sentence:
+            ends = None  # sentence ends are found only for a field that has a hit
+            for i, slot in enumerate(slots):
+                for h in slot:
+                    if h[1] == name:  # h.field, h.start without attribute lookups: hits are many
+                        if ends is None:
+                            ends = field.sentence_ends()
+                        tagged.append((bisect_right(ends, h[2]), h[2], len(tagged), i, h))
+        else:
+            for i, slot in enumerate(slots):
+                for h in slot:
+                    if h[1] == name:
+                        tagged.append((h[4], h[2], len(tagged), i, h))
         if len({t[3] for t in tagged}) < wanted:
             continue
         tagged.sort()
