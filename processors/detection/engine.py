@@ -109,16 +109,20 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
     seen = found.get
     automaton = watchlist.automaton
     if automaton is not None and len(automaton):
+        # The text between two spaces: bounded[i + 1] is text[i], and the character before the
+        # start or after the end is a space, so no bounds check per candidate.
+        bounded = f" {text} "
         for last, (length, check_left, check_right, glued_left, glued_right, entries, tails) in automaton.iter(text):
-            start = last - length + 1
             end = last + 1
-            left_word = check_left and start > 0 and text[start - 1].isalnum()
-            right_word = check_right and end < size and text[end].isalnum()
+            start = end - length
+            left_word = check_left and bounded[start].isalnum()
+            right_word = check_right and bounded[end + 1].isalnum()
             if (left_word and not glued_left) or (right_word and not glued_right):
                 continue  # inside a longer word ("tor" in "torpedo", "тор" in "торговля")
             word_end = end
             if right_word:
-                while word_end < size and text[word_end].isalnum():
+                word_end += 1
+                while bounded[word_end + 1].isalnum():
                     word_end += 1
             for term, term_lang, wildcard, proclitics, letter_suffix in entries:
                 if term_lang is not None and lang is not None and term_lang != lang:
