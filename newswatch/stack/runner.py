@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -101,20 +100,8 @@ class AlertTail:
         return lines
 
 
-def port_taken(port: int, host: str = "127.0.0.1") -> bool:
-    """True when another socket holds `port`. Bound with SO_REUSEADDR, as the servers we start are,
-    so the TIME_WAIT leftovers of a previous run's connections do not count as taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def check_ports_free(config: AppConfig) -> None:
-    busy = {name: port for name, port in ports_in_use(config.up).items() if port_taken(port)}
+    busy = {name: port for name, port in ports_in_use(config.up).items() if not local.port_is_free(port)}
     if busy:
         listing = ", ".join(f"{name} port {port}" for name, port in busy.items())
         raise StackError(f"already in use on 127.0.0.1: {listing}. Is another `newswatch up` running? "

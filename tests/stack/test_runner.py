@@ -151,20 +151,3 @@ async def test_missing_demo_folder_is_named(tmp_path):
                   environ={}, broker_factory=lambda: FakeBroker(True), plan=_fake_plan(tmp_path))
     with pytest.raises(StackError, match="up.demo_feeds.dir: .*nowhere is not a folder"):
         await stack.run()
-
-
-def test_a_port_left_in_time_wait_by_a_previous_run_is_not_taken():
-    from newswatch.stack.runner import port_taken
-
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    port = server.getsockname()[1]
-    client = socket.create_connection(("127.0.0.1", port))
-    accepted, _ = server.accept()
-    assert port_taken(port)
-    accepted.close()  # the server side closes first: its end of the connection sits in TIME_WAIT
-    client.close()
-    server.close()
-    assert not port_taken(port)

@@ -88,6 +88,7 @@ def test_a_port_in_time_wait_counts_as_free():
     port = server.getsockname()[1]
     client = socket.create_connection(("127.0.0.1", port))
     accepted, _ = server.accept()
+    assert not local.port_is_free(port)  # listening: taken
     accepted.close()  # the server side closes first, so its end lingers in TIME_WAIT
     client.close()
     server.close()
