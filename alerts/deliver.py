@@ -53,24 +53,22 @@ def render(pending: PendingDelivery, subscription: Subscription) -> bytes:
     return json.dumps(native, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+# Most specific first: PoolTimeout is a TimeoutException, RemoteProtocolError a ProtocolError.
+_ERROR_KINDS: tuple[tuple[type[Exception], str], ...] = (
+    (AddressRefused, "address_refused"),
+    (httpx.PoolTimeout, "pool_timeout"),
+    (httpx.TimeoutException, "timeout"),
+    (httpx.ConnectError, "connect_error"),
+    (httpx.ReadError, "read_error"),
+    (httpx.WriteError, "write_error"),
+    (httpx.RemoteProtocolError, "remote_protocol_error"),
+    (httpx.ProtocolError, "protocol_error"),
+)
+
+
 def _error_kind(exc: Exception) -> str:
-    if isinstance(exc, AddressRefused):
-        return "address_refused"
-    if isinstance(exc, httpx.PoolTimeout):
-        return "pool_timeout"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return "connect_error"
-    if isinstance(exc, httpx.ReadError):
-        return "read_error"
-    if isinstance(exc, httpx.WriteError):
-        return "write_error"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "remote_protocol_error"
-    if isinstance(exc, httpx.ProtocolError):
-        return "protocol_error"
-    return "request_error"
+    """A stable label for a failed request (log field and metric label)."""
+    return next((kind for error_type, kind in _ERROR_KINDS if isinstance(exc, error_type)), "request_error")
 
 
 def _describe(exc: Exception, endpoint: Endpoint) -> str:
