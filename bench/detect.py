@@ -211,8 +211,8 @@ def scenario(name: str, folder: Path, docs: list[Doc], longform: list[Doc], base
     base_rate = len(sample) / base_cpu
     alternation_rate = len(sample) / alternation_baseline(terms, sample)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n== {name}: {len(watchlist.keys):,} automaton keys from {len(terms):,} spellings, "
-          f"{len(watchlist.topics)} topics")
+    print(f"\n== {name}: {len(watchlist.keys):,} automaton keys ({watchlist.automaton.implementation}) "
+          f"from {len(terms):,} spellings, {len(watchlist.topics)} topics")
     print(f"compile            {compile_s:8.3f} s wall ({compile_cpu:.3f} s CPU{json_compile})")
     print(f"articles/s per core {rate:8.0f}   (median of {repeats}; wall {wall_rate:,.0f}/s, {len(docs)} articles, "
           f"{raised} topics raised)")

@@ -107,14 +107,14 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
     stride = len(watchlist.term_names) + 1
     found: dict[int, int] = {}
     seen = found.get
-    automaton = watchlist.automaton
-    if automaton is not None and len(automaton):
+    matcher = watchlist.automaton
+    if matcher is not None:
         # The text between two spaces: bounded[i + 1] is text[i], and the character before the
         # start or after the end is a space, so no bounds check per candidate.
         bounded = f" {text} "
-        for last, (length, check_left, check_right, glued_left, glued_right, entries, tails) in automaton.iter(text):
-            end = last + 1
-            start = end - length
+        values = matcher.values
+        for key, start, end in matcher.find(text):
+            check_left, check_right, glued_left, glued_right, entries, tails = values[key]
             left_word = check_left and bounded[start].isalnum()
             right_word = check_right and bounded[end + 1].isalnum()
             if (left_word and not glued_left) or (right_word and not glued_right):

@@ -97,3 +97,25 @@ def test_json_packs_load_fast_and_still_report_lines(tmp_path):
     (problem,) = problems(tmp_path)
     assert problem.file == str(tmp_path / "bad.yaml") and problem.line == 17  # the line of "nope"
     assert "unknown term 'nope'" in problem.message
+
+
+def test_the_automaton_is_a_dfa_within_its_memory_budget_and_an_nfa_beyond_it(monkeypatch):
+    from processors.detection import watchlist as wl_module
+    from processors.detection.watchlist import KeyEntry, build_automaton, dfa_size_estimate
+
+    keys = {k: (KeyEntry(i, None, False, False),) for i, k in
+            enumerate(["s 400", "s400", "air defence", "air defence system", "صفقه", "министр"])}
+    text = "the s400 and an air defence system; صفقه; министр"
+    dfa = build_automaton(keys)
+    assert dfa.implementation == "dfa"
+    found = sorted((list(keys)[k], text[s:e]) for k, s, e in dfa.find(text))
+    # Overlapping occurrences all come back, in character (not UTF-8 byte) offsets.
+    assert found == [("air defence", "air defence"), ("air defence system", "air defence system"),
+                     ("s400", "s400"), ("министр", "министр"), ("صفقه", "صفقه")]
+    # One byte class per distinct byte: the estimate grows with states x classes.
+    assert dfa_size_estimate(["ab"]) < dfa_size_estimate(["ab", "cd"]) < dfa_size_estimate(["абвгд", "ежзий"])
+    monkeypatch.setattr(wl_module, "DFA_BUDGET_BYTES", dfa_size_estimate(list(keys)) - 1)
+    nfa = build_automaton(keys)
+    assert nfa.implementation == "contiguous nfa"
+    assert sorted(nfa.find(text)) == sorted(dfa.find(text))
+    assert build_automaton({}).find(text) == []
