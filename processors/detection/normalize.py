@@ -32,7 +32,7 @@ from functools import lru_cache
 
 # Bump when any rule above changes: it is part of the watchlist version, because the same
 # watchlist compiled by different rules can match differently.
-NORMALIZATION_VERSION = "2"
+NORMALIZATION_VERSION = "3"
 
 _DROP = (
     "\u0610-\u061a"  # Arabic honorific and Quranic signs
@@ -70,7 +70,7 @@ _SIMPLE_TABLE = str.maketrans(_SIMPLE_MAP)
 # the characters news copy really has are replaced that way; the rest of the map joins the
 # rare characters of `_unusual()`, whose single regex scan finds them all at once.
 _COMMON = frozenset("\u0622\u0623\u0625\u0671\u0649\u06cc\u0626\u0629\u0624\u06a9\u0451"
-                    "\u2019\u2018\t\r\u00a0\u202f\u2009-\u2010\u2011\u2013\u2014\u2212")
+                    "\u2019\u2018\t\r\v\f\u00a0\u202f\u2009-\u2010\u2011\u2013\u2014\u2212")
 _SIMPLE_ITEMS = tuple((c, r) for c, r in _SIMPLE_MAP.items() if c in _COMMON)
 _ASCII_SPACES = tuple(c for c in _SIMPLE_MAP if c.isascii())
 

@@ -36,6 +36,7 @@ from processors.detection.normalize import code_variants, normalize, normalize_t
     ("S\u00a0400", "s 400"),  # no-break space
     ("S\u202f400", "s 400"),  # narrow no-break space
     ("S  \t 400", "s 400"),  # runs of spaces collapse
+    ("S\v400 S\f400 С\r400", "s 400 s 400 с 400"),  # ASCII control spaces, in a non-ASCII text too
     ("air\u00addefence", "airdefence"),  # soft hyphen is invisible
     ("ab\u200bcd\u200fef\ufeff", "abcdef"),  # zero-width space, RLM, BOM
     ("line one\u2028line two", "line one\nline two"),
