@@ -321,3 +321,17 @@ def test_sentence_index_is_the_count_of_sentence_ends_before_it(text):
     field = FieldText("text", Normalized(text, text))
     assert [field.sentence(pos) for pos in range(len(text) + 1)] == \
         [sum(end <= pos for end in ends) for pos in range(len(text) + 1)]
+
+
+def test_sentence_ends_match_the_regex_definition_on_any_normalised_text():
+    # _sentence_ends finds the ends with str.split, not a regex: compare the two on random text
+    # over the characters that matter (marks, runs of them, both whitespace kinds, separators).
+    import random
+
+    from processors.detection.engine import _sentence_ends
+
+    rng = random.Random(4)
+    for _ in range(20000):
+        text = "".join(rng.choice("ab .!?…\n؟؛.\x1c ") for _ in range(rng.randint(0, 16)))
+        expected = [m.end() for m in re.finditer(r"[.!?؟؛…]+(?=\s)|\n", text)]
+        assert _sentence_ends(text) == expected, repr(text)
