@@ -4,7 +4,9 @@
 feedparser sees them: its loose parser would expand them quadratically), then lets feedparser
 read RSS 0.9x/1.0/2.0 and Atom; each entry becomes an Article with a stable id (ids.py), HTML
 turned into plain text, control characters removed, fields capped, timestamps in UTC and a
-language taken from the entry, else the feed (`<language>`, `xml:lang`), else the config hint.
+language taken from the entry, else the feed (`<language>`, `xml:lang`), else the config hint;
+a feed-wide language that the entry's own script contradicts (a wire feed declared "en" that
+carries a Russian story) gives way to the script's (see `script_language`).
 """
 
 from __future__ import annotations
@@ -220,17 +222,61 @@ def _utc(struct) -> datetime | None:
         return None
 
 
-def _entry_lang(entry, feed_lang: str | None, hint: str | None) -> str | None:
+def _entry_lang(entry, feed_lang: str | None, hint: str | None, sample: str) -> str | None:
     candidates = [entry.get("language")]
     for key in ("title_detail", "summary_detail"):
         candidates.append((entry.get(key) or {}).get("language"))
     for content in entry.get("content") or ():
         candidates.append(content.get("language"))
-    for candidate in (*candidates, feed_lang, hint):
+    for candidate in candidates:
         lang = normalise_lang(candidate)
         if lang:
-            return lang
+            return lang  # the entry says so itself
+    for candidate in (feed_lang, hint):
+        lang = normalise_lang(candidate)
+        if lang:
+            return script_language(sample, lang)
     return None
+
+
+# Scripts of the languages whose feeds are most often mixed with ours; a declared language not
+# listed here is never second-guessed.
+_SCRIPT_OF_LANGUAGE = {
+    **dict.fromkeys(("ar", "fa", "ur", "ps", "ku", "ckb", "sd", "ug"), "arabic"),
+    **dict.fromkeys(("ru", "uk", "be", "bg", "sr", "mk", "kk", "ky", "tg", "mn"), "cyrillic"),
+    **dict.fromkeys(("en", "fr", "de", "es", "it", "pt", "nl", "tr", "pl", "ro", "id", "ms", "sv", "da",
+                     "no", "nb", "fi", "cs", "sk", "hu", "hr", "sl", "az", "uz", "vi"), "latin"),
+}
+# What a text in each script is taken for when its feed declared another script: Arabic and
+# Cyrillic news in a feed of ours is almost always Arabic or Russian; a Latin-script text could
+# be any of many languages, so it becomes unknown (the detector then applies every spelling).
+_GUESS_FOR_SCRIPT = {"arabic": "ar", "cyrillic": "ru", "latin": None}
+_SCRIPT_LETTERS = {
+    "arabic": re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefc]"),
+    "cyrillic": re.compile(r"[\u0400-\u04ff]"),
+    "latin": re.compile(r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]"),
+}
+_SCRIPT_SAMPLE = 600  # characters of title and body looked at
+_SCRIPT_MIN_LETTERS = 20  # fewer letters than this say nothing
+_SCRIPT_SHARE = 0.8  # the share of the letters one script must have to overrule a declaration
+
+
+def script_language(sample: str, declared: str) -> str | None:
+    """`declared` (a feed's or the config's language for an entry), unless the entry's letters are
+    clearly in another script: then "ar" for Arabic script, "ru" for Cyrillic, None (unknown) for
+    Latin. "S-400" in a Russian text or a Russian quote in an English one changes nothing."""
+    expected = _SCRIPT_OF_LANGUAGE.get(declared)
+    if expected is None:
+        return declared
+    sample = sample[:_SCRIPT_SAMPLE]
+    counts = {script: len(letters.findall(sample)) for script, letters in _SCRIPT_LETTERS.items()}
+    total = sum(counts.values())
+    if total < _SCRIPT_MIN_LETTERS:
+        return declared
+    script, count = max(counts.items(), key=lambda item: item[1])
+    if script == expected or count < _SCRIPT_SHARE * total:
+        return declared
+    return _GUESS_FOR_SCRIPT[script]
 
 
 def detail_text(value: str | None, content_type: str | None) -> str:
@@ -316,7 +362,8 @@ def parse_feed(content: bytes, base_url: str, *, fetched_at: datetime, feed_url:
         entry_tags = [t.get("term") or t.get("label") for t in entry.get("tags") or () if isinstance(t, dict)]
         article = Article(
             id=article_id, url=link, title=title, text=cap(text, caps.text), summary=cap(summary, caps.summary),
-            lang=_entry_lang(entry, feed_lang, lang_hint), published_at=published, fetched_at=fetched_at,
+            lang=_entry_lang(entry, feed_lang, lang_hint, f"{title} {text[:_SCRIPT_SAMPLE]}"),
+            published_at=published, fetched_at=fetched_at,
             feed=feed_ref, source=source, authors=_unique(authors, MAX_AUTHORS, 200),
             tags=_unique([*tags, *entry_tags], MAX_TAGS, MAX_TAG_CHARS))
         drafts.append(article)

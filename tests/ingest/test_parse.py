@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from ingest.parse import (FeedRefused, TextCaps, cap, clean_text, html_to_text, normalise_lang, parse_feed,
-                          refuse_entity_declarations)
+                          refuse_entity_declarations, script_language)
 from tests.ingest.feeds_fixture import AR, EN, RU, atom, entries, rss1, rss2
 
 NOW = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
@@ -123,6 +123,34 @@ def test_language_order_entry_then_feed_then_hint():
     parsed = parse_feed(doc, FEED, fetched_at=NOW, lang_hint="ar")
     assert [a.lang for a in parsed.articles] == ["ru", "ar"]
     assert parse_feed(doc, FEED, fetched_at=NOW).articles[1].lang is None
+
+
+@pytest.mark.parametrize("sample, declared, lang", [
+    # A feed-wide "en" over a Russian or Arabic story gives way to the story's script.
+    ("Министры обороны России и Египта обсудили поставки С-400 в Каире", "en", "ru"),
+    ("وزيرا الخارجية والدفاع يبحثان صفقة منظومات الدفاع الجوي في القاهرة", "en", "ar"),
+    # Latin text in an Arabic feed could be any Latin-script language: unknown, not a guess.
+    ("The defence ministers discussed air defence deliveries in Cairo", "ar", None),
+    # Agreeing scripts, Latin codes in a Russian text, a short quote: the declaration stands.
+    ("Поставки S-400 и Patriot обсуждались на встрече министров обороны", "ru", "ru"),
+    ("The minister quoted the Russian phrase «переговоры» twice at the press conference", "en", "en"),
+    ("Премьер", "en", "en"),  # too few letters to overrule anything
+    ("Министры обороны России и Египта обсудили поставки", "ja", "ja"),  # script unknown for ja
+    ("مسؤولون إيرانيون يزورون موسكو لبحث صفقات الطائرات", "fa", "fa"),  # Persian: Arabic script too
+])
+def test_a_declared_language_gives_way_only_to_a_clearly_different_script(sample, declared, lang):
+    assert script_language(sample, declared) == lang
+
+
+def test_a_wire_feed_declared_english_keeps_its_russian_story_russian():
+    items = entries(RU, "http://ru.example.test/n", "wr")[:2] + entries(EN, "http://news.example.test/en", "we")[:1]
+    parsed = parse_feed(rss2("Wire", "en", items), FEED, fetched_at=NOW)
+    assert [a.lang for a in parsed.articles] == ["ru", "ru", "en"]
+    # The entry's own declaration is never second-guessed.
+    doc = (b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>x</title>'
+           b'<language>ru</language><item><title>The ministers of defence of Russia and Egypt met in Cairo</title>'
+           b'<link>http://x.test/a</link><dc:language>en</dc:language></item></channel></rss>')
+    assert parse_feed(doc, FEED, fetched_at=NOW).articles[0].lang == "en"
 
 
 def test_caps_and_shared_links():
