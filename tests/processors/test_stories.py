@@ -48,6 +48,31 @@ def test_normalise_folds_case_script_variants_and_punctuation(raw, expected):
     assert normalise(raw) == expected
 
 
+def test_normalise_equals_its_definition_as_translation_tables_on_random_text():
+    # normalise() avoids str.translate for speed; story ids depend on its exact output, so it is
+    # compared with the plain definition: NFKC, casefold, drop the marks, map letters and digits,
+    # every run of non-word characters (and "_") a single space.
+    import random
+    import re
+    import unicodedata
+
+    from processors import stories
+
+    table = str.maketrans({**dict.fromkeys(stories._ARABIC_MARK_CODES), **dict(stories._LETTER_VARIANTS),
+                           **stories._DIGITS})
+
+    def definition(text: str) -> str:
+        text = unicodedata.normalize("NFKC", text).casefold().translate(table)
+        return re.sub(r"[^\w]+", " ", text.replace("_", " ")).strip()
+
+    alphabet = ("aZ_ -.,!1\u00a0\t\nÉéﬁ²½ЁёАя" + "".join(map(chr, stories._ARABIC_MARK_CODES))
+                + "".join(v for v, _ in stories._LETTER_VARIANTS) + "".join(sorted(stories._DIGITS))[::7])
+    rng = random.Random(9)
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert normalise(text) == definition(text), repr(text)
+
+
 def test_story_words_use_title_then_lead_and_fall_back_to_summary():
     words = story_words("Title here", " ".join(f"w{i}" for i in range(100)))
     assert words[:3] == ["title", "here", "w0"] and len(words) == 2 + 60
