@@ -27,7 +27,7 @@ from alerts.payload import encode_body
 from alerts.records import AlertDeadLetter, PendingDelivery
 from alerts.settings import AlertsSettings
 from alerts.signing import signing_key
-from alerts.silences import SilenceWatcher, add_silence
+from alerts.silences import SilenceWatcher, add_silence, remove_silences
 from alerts.durations import parse_duration
 from alerts.subscriptions import (Endpoint, Silence, SilenceMatchers, SubscriptionsFile, load_subscriptions,
                                   resolve_endpoint)
@@ -313,12 +313,38 @@ def silence_list(ctx: click.Context, config_file: Path | None, show_all: bool) -
     path = _subscriptions_path(config_file or ctx.obj.get("config_file"))
     now = datetime.now(timezone.utc)
     shown = 0
-    for item in load_subscriptions(path).silences:
+    for number, item in enumerate(load_subscriptions(path).silences, start=1):
         if item.active(now) or show_all:
             shown += 1
-            state = "active " if item.active(now) else "expired"
-            described = ", ".join(f"{k}={v}" for k, v in item.matchers.model_dump(exclude_none=True).items())
-            click.echo(f"{state} until {item.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}  {described}"
-                       f"  [{', '.join(item.subscriptions) or 'all'}]" + (f"  # {item.comment}" if item.comment else ""))
+            click.echo(f"#{number:<3} {_describe_silence(item, now)}")
     if not shown:
         click.echo("no active silences" if not show_all else "no silences")
+
+
+@silence.command("remove")
+@config_option
+@click.argument("numbers", nargs=-1, type=click.IntRange(min=1))
+@click.option("--expired", is_flag=True, help="also remove every silence that has expired")
+@click.pass_context
+def silence_remove(ctx: click.Context, config_file: Path | None, numbers: tuple[int, ...], expired: bool) -> None:
+    """Remove silences by their number in `silence list --all` (and/or all expired ones with --expired);
+    a running `newswatch alerts` stops applying them within seconds."""
+    if not numbers and not expired:
+        raise click.UsageError("give the numbers of the silences to remove (see `silence list --all`), or --expired")
+    path = _subscriptions_path(config_file or ctx.obj.get("config_file"))
+    now = datetime.now(timezone.utc)
+    try:
+        removed = remove_silences(path, numbers, expired_at=now if expired else None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    for item in removed:
+        click.echo(f"removed {_describe_silence(item, now)}")
+    if not removed:
+        click.echo("no expired silences to remove")
+
+
+def _describe_silence(item: Silence, now: datetime) -> str:
+    state = "active " if item.active(now) else "expired"
+    described = ", ".join(f"{k}={v}" for k, v in item.matchers.model_dump(exclude_none=True).items())
+    return (f"{state} until {item.expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}  {described}"
+            f"  [{', '.join(item.subscriptions) or 'all'}]" + (f"  # {item.comment}" if item.comment else ""))

@@ -1,14 +1,15 @@
 """Silences set from the command line, and picked up by a running dispatcher without a restart.
 
-`add_silence(path, silence, now)` appends to the `silences:` list of the subscriptions file,
-keeping its comments and layout (ruamel round-trip), and refuses to write a file that would
-not validate. `SilenceWatcher` re-reads that list when the file changes, so `newswatch alerts
+`add_silence(path, silence, now)` appends to the `silences:` list of the subscriptions file and
+`remove_silences(path, numbers, expired_at)` takes entries out of it, both keeping its comments
+and layout (ruamel round-trip) and refusing to write a file that would not validate. `SilenceWatcher` re-reads that list when the file changes, so `newswatch alerts
 silence add` takes effect within seconds; an invalid edit is reported and the old list kept.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -18,12 +19,23 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from alerts.subscriptions import Silence, load_subscriptions, load_subscriptions_text
 
 
-def add_silence(path: Path, silence: Silence) -> None:
-    """Append `silence` to the file's `silences:` (ConfigError, and no write, if the result is invalid)."""
+def _round_trip() -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    text = path.read_text(encoding="utf-8")
-    doc = yaml.load(text) or CommentedMap()
+    return yaml
+
+
+def _write_valid(path: Path, yaml: YAML, doc) -> None:
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    load_subscriptions_text(out.getvalue(), str(path))  # never write a file `newswatch check` would reject
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def add_silence(path: Path, silence: Silence) -> None:
+    """Append `silence` to the file's `silences:` (ConfigError, and no write, if the result is invalid)."""
+    yaml = _round_trip()
+    doc = yaml.load(path.read_text(encoding="utf-8")) or CommentedMap()
     if not isinstance(doc.get("silences"), list):
         doc["silences"] = CommentedSeq()
     entry = CommentedMap()
@@ -34,10 +46,29 @@ def add_silence(path: Path, silence: Silence) -> None:
     if silence.comment:
         entry["comment"] = silence.comment
     doc["silences"].append(entry)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    load_subscriptions_text(out.getvalue(), str(path))  # never write a file `newswatch check` would reject
-    path.write_text(out.getvalue(), encoding="utf-8")
+    _write_valid(path, yaml, doc)
+
+
+def remove_silences(path: Path, numbers: Iterable[int] = (), expired_at: datetime | None = None) -> list[Silence]:
+    """Take silences out of the file: those numbered `numbers` (1 for the first in the file, as
+    `silence list` shows them) and, with `expired_at`, every one expired by then. Returns what
+    was removed. An unknown number is a ValueError and nothing is written."""
+    silences = load_subscriptions(path).silences  # validates the file before anything is touched
+    wanted = set(numbers)
+    unknown = sorted(n for n in wanted if not 1 <= n <= len(silences))
+    if unknown:
+        raise ValueError(f"{path}: no silence #{', #'.join(map(str, unknown))} "
+                         f"(the file has {len(silences)}; see `newswatch alerts silence list --all`)")
+    doomed = [i for i, item in enumerate(silences)
+              if i + 1 in wanted or (expired_at is not None and not item.active(expired_at))]
+    if not doomed:
+        return []
+    yaml = _round_trip()
+    doc = yaml.load(path.read_text(encoding="utf-8"))
+    for i in reversed(doomed):
+        del doc["silences"][i]
+    _write_valid(path, yaml, doc)
+    return [silences[i] for i in doomed]
 
 
 def active_silences(silences: tuple[Silence, ...], now: datetime) -> list[Silence]:

@@ -117,3 +117,33 @@ def test_silence_add_and_list_keep_the_file_valid(tmp_path):
     assert subs.read_text() == before, "a rejected silence never touches the file"
     expired = runner.invoke(main, ["alerts", "silence", "list", "--config", path, "--all"])
     assert expired.output.count("until") == 1
+
+
+def test_silence_remove_by_number_and_expired_keeps_comments_and_refuses_unknown_numbers(tmp_path):
+    path = config(tmp_path, "http://127.0.0.1:9/")
+    subs = tmp_path / "subscriptions.yaml"
+    subs.write_text("# the desk's subscriptions\n" + subs.read_text(), encoding="utf-8")
+    runner = CliRunner()
+    for extra in (["--topic", "arms_deal", "--for", "2h"], ["--source", "TASS", "--until", "2020-01-01"],
+                  ["--term", "S-400", "--for", "1d", "--comment", "known story"]):
+        added = runner.invoke(main, ["alerts", "silence", "add", "--config", path, *extra])
+        assert added.exit_code == 0, added.output
+    listed = runner.invoke(main, ["alerts", "silence", "list", "--config", path, "--all"]).output.splitlines()
+    assert [line.split()[0] for line in listed] == ["#1", "#2", "#3"] and "source=TASS" in listed[1]
+
+    # An unknown number changes nothing and says how many there are.
+    before = subs.read_text()
+    refused = runner.invoke(main, ["alerts", "silence", "remove", "--config", path, "1", "7"])
+    assert refused.exit_code == 2 and "no silence #7" in refused.output and "has 3" in refused.output
+    assert subs.read_text() == before
+    assert runner.invoke(main, ["alerts", "silence", "remove", "--config", path]).exit_code == 2
+
+    removed = runner.invoke(main, ["alerts", "silence", "remove", "--config", path, "3"])
+    assert removed.exit_code == 0 and removed.output.startswith("removed active ") and "term=S-400" in removed.output
+    pruned = runner.invoke(main, ["alerts", "silence", "remove", "--config", path, "--expired"])
+    assert pruned.exit_code == 0 and pruned.output.startswith("removed expired ") and "source=TASS" in pruned.output
+    from alerts.subscriptions import load_subscriptions
+    assert [s.matchers.topic for s in load_subscriptions(subs).silences] == ["arms_deal"]
+    assert subs.read_text().startswith("# the desk's subscriptions\n")
+    again = runner.invoke(main, ["alerts", "silence", "remove", "--config", path, "--expired"])
+    assert again.exit_code == 0 and again.output.strip() == "no expired silences to remove"
