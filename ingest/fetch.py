@@ -27,6 +27,7 @@ from newswatch.netguard import AddressRefused
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_REDIRECTS = frozenset({301, 308})
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
@@ -77,6 +78,12 @@ class FetchResponse:
     content: bytes = b""
     elapsed_s: float = 0.0
     redirects: tuple[str, ...] = field(default=())
+    permanent: bool = False  # every redirect on the way was permanent (301/308): the feed has moved
+
+    @property
+    def moved_to(self) -> str | None:
+        """Where the feed now lives, when it answered only with permanent redirects."""
+        return self.redirects[-1] if self.redirects and self.permanent else None
 
     @property
     def is_modified(self) -> bool:
@@ -211,6 +218,7 @@ async def fetch_feed(client: httpx.AsyncClient, url: str, *, validators: Validat
 async def _fetch(client: httpx.AsyncClient, url: str, validators: Validators, limits: FetchLimits,
                  started: float) -> FetchResponse:
     redirects: list[str] = []
+    permanent = True
     current = url
     while True:
         check_scheme(current)
@@ -227,6 +235,7 @@ async def _fetch(client: httpx.AsyncClient, url: str, validators: Validators, li
                                      status=response.status_code)
                 target = str(response.url.join(response.headers["location"]))
                 redirects.append(target)
+                permanent = permanent and response.status_code in PERMANENT_REDIRECTS
                 current = target
                 continue
             header_map = {k.lower(): v for k, v in response.headers.items()}
@@ -235,7 +244,7 @@ async def _fetch(client: httpx.AsyncClient, url: str, validators: Validators, li
                 content = await _read_body(response, limits.max_body_bytes)
             return FetchResponse(url=str(response.url), status=response.status_code, headers=header_map,
                                  content=content, elapsed_s=time.monotonic() - started,
-                                 redirects=tuple(redirects))
+                                 redirects=tuple(redirects), permanent=permanent and bool(redirects))
         finally:
             await response.aclose()
 

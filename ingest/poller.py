@@ -99,8 +99,20 @@ class Poller:
         self._global = asyncio.Semaphore(settings.concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.per_host))
         self._failing = {url for url, state in self.states.items() if state.consecutive_failures}
+        self._moved: dict[str, str] = {}  # feed url -> where it said it moved, already logged
         self.metrics.feeds_total.set(len(self.feeds))
         self.metrics.feeds_failing.set(len(self._failing))
+
+    def _note_move(self, feed: FeedConfig, response: FetchResponse) -> None:
+        """Warn once (per process and target) that a feed moved for good: the feeds file is the
+        user's, so it is not rewritten, but every poll pays the extra round trips until it is."""
+        moved_to = response.moved_to
+        if moved_to is None or self._moved.get(feed.url) == moved_to:
+            return
+        self._moved[feed.url] = moved_to
+        log_event(log, logging.WARNING, "feed_moved_permanently", feed=feed.display_name,
+                  feed_url=safe_url(feed.url), moved_to=safe_url(moved_to),
+                  hint="update the url in the feeds file")
 
     def _note_health(self, state: FeedState) -> None:
         if state.consecutive_failures:
@@ -164,6 +176,7 @@ class Poller:
                 return self._fail(feed, state, exc.reason, exc.detail, exc.status, exc.retry_after_s, started)
         now = self.clock()
         self.metrics.fetch_seconds.observe(response.elapsed_s)
+        self._note_move(feed, response)
         floor = _server_floor(response, now, None)
         if response.status == 304:
             return self._finish(feed, state.with_(**_validator_fields(response, validators)),

@@ -124,6 +124,20 @@ async def test_redirects_are_followed_up_to_the_limit_and_validators_stay_on_ori
     assert [("if-none-match" in r.headers) for r in requests] == [True, True, False, False]
 
 
+@pytest.mark.parametrize("statuses, moved", [
+    ((301,), True), ((308, 301), True), ((301, 302), False), ((307,), False), ((), False)])
+async def test_a_feed_has_moved_only_when_every_redirect_was_permanent(statuses, moved):
+    def handler(request):
+        hop = int(request.url.path.strip("/") or 0)
+        if hop < len(statuses):
+            return httpx.Response(statuses[hop], headers={"Location": f"/{hop + 1}"})
+        return httpx.Response(200, stream=Chunks(b"<rss/>"))
+
+    async with client_for(handler) as client:
+        response = await fetch_feed(client, "https://feeds.example/0", limits=LIMITS)
+    assert response.moved_to == (f"https://feeds.example/{len(statuses)}" if moved else None)
+
+
 async def test_redirect_loop_is_cut_after_max_redirects():
     count = 0
 

@@ -128,6 +128,30 @@ async def test_per_host_limit_caps_concurrent_fetches(tmp_path):
     assert {r.outcome for r in reports} == {"not_modified"} and peak == 3
 
 
+async def test_a_permanently_moved_feed_is_polled_and_reported_once(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="ingest")
+    body = rss2("Desk", "en", entries(EN, "http://news.example.test/en", "en-"))
+
+    def handler(request):
+        if request.url.path == "/old.rss":
+            return httpx.Response(301, headers={"Location": "/new.rss"})
+        if request.url.path == "/tmp.rss":
+            return httpx.Response(302, headers={"Location": "/new.rss"})
+        return httpx.Response(200, stream=Chunks(body), headers={"Content-Type": "application/rss+xml"})
+
+    moved, temporary = FeedConfig(url="https://feeds.example/old.rss"), FeedConfig(url="https://feeds.example/tmp.rss")
+    clock = FakeClock(T0)
+    poller, _ = poller_for(handler, tmp_path, [moved, temporary], clock)
+    outcomes = []
+    for _ in range(2):
+        outcomes += [(await poller.poll_feed(feed)).outcome for feed in (moved, temporary)]
+        clock.now += timedelta(hours=2)
+    assert outcomes[0] == "new" and outcomes[2] in {"unchanged", "not_modified"}  # the move loses nothing
+    warnings = [r for r in caplog.records if r.getMessage() == "feed_moved_permanently"]
+    assert len(warnings) == 1
+    assert warnings[0].fields["feed_url"] == moved.url and warnings[0].fields["moved_to"] == "https://feeds.example/new.rss"
+
+
 async def test_credentials_in_feed_urls_never_reach_logs_or_the_state_file(tmp_path, caplog):
     caplog.set_level("INFO", logger="ingest")
     url = "https://reader:s3cr3t-pass@feeds.example/rss?api_key=TOPSECRET"
