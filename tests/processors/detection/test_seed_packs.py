@@ -100,6 +100,26 @@ def test_longform_f1_per_topic_and_language(seed_watchlist):
     assert {lang for _, lang in table} >= {"ar", "en", "ru"}
 
 
+# fresh.jsonl: 150 texts written blind on 2026-11-29 (see fresh.md). Blind, the packs made an
+# overall F1 of 0.954 (lowest cell: arms_deal in English, 0.867); the general patterns behind its
+# misses were then fixed, so like the long-form set it is now a floor, not an estimate.
+FRESH_FLOOR = 0.9
+
+
+def test_fresh_set_is_balanced_and_f1_stays_above_its_floor(seed_watchlist):
+    rows = _labelled("fresh.jsonl")
+    assert len({r["id"] for r in rows}) == len(rows) == 150
+    for lang in ("ar", "en", "ru"):
+        mine = [r for r in rows if r["lang"] == lang]
+        for topic in ("arms_deal", "air_defense_system", "ministerial_visit"):
+            assert sum(topic in r["labels"] for r in mine) >= 9
+        assert sum(not r["labels"] for r in mine) >= 20
+    table = _score(seed_watchlist, "fresh.jsonl")
+    low = {key: round(cell.f1, 3) for key, cell in table.items() if cell.f1 < FRESH_FLOOR}
+    assert low == {}
+    assert table[(ALL, ALL)].f1 >= 0.95
+
+
 @pytest.mark.parametrize("title, text, lang", [
     ("Mercedes S400 review", "The Mercedes-Benz S 400 d is a comfortable limousine.", "en"),
     ("Patriots win", "The New England Patriots won the Super Bowl after a late touchdown.", "en"),
@@ -128,6 +148,13 @@ def test_longform_f1_per_topic_and_language(seed_watchlist):
     ("وزير الخارجية يفتتح مركزا", "افتتح وزير الخارجية مركز البحث والدراسات التابع للوزارة.", "ar"),
     ("Plan criticised", "The foreign minister's plan was met with criticism from lawmakers.", "en"),
     ("Госсекретарь Ватикана посетил Киев", "Госсекретарь Ватикана провел переговоры в Киеве.", "ru"),
+    # "Iron Dome" as a metaphor (the fresh set's false alarms, in other words)
+    ("An Iron Dome for your inbox", "The mail provider calls its new spam filter an Iron Dome that "
+     "blocks phishing before it reaches customers, and it will transfer old accounts for free.", "en"),
+    ("حارس المرمى القبة الحديدية", "لقبت الجماهير حارس المرمى بالقبة الحديدية بعد أن حافظ على "
+     "نظافة شباكه في عشر مباريات متتالية.", "ar"),
+    ("«Железный купол» для бюджета", "Минфин назвал резервный фонд «железным куполом» бюджета, "
+     "который защитит расходы от падения цен на нефть.", "ru"),
 ])
 def test_hard_negatives_stay_quiet(seed_watchlist, title, text, lang):
     assert detect(Doc(title=title, text=text, lang=lang), seed_watchlist) == ()
@@ -158,6 +185,13 @@ def test_air_defence_news_without_a_transaction_is_no_arms_deal(seed_watchlist, 
      "The Minister for the Armed Forces held talks in Abu Dhabi.", "en"),
     ("air_defense_system", "Новые НАСАМС", "Украина развернула НАСАМС у Киева.", "ru"),
     ("air_defense_system", "الدفاعات الصاروخية", "تصدت الدفاعات الصاروخية لهجوم بالمسيرات.", "ar"),
+    # and the fresh set: possessive endings, object pronouns, "shipped", отгрузил, Iron Dome in context
+    ("air_defense_system", "دفاعاتها الجوية", "قالت الوزارة إن دفاعاتها الجوية تصدت لهجوم ليلي.", "ar"),
+    ("arms_deal", "منظومات تسلمتها", "نشرت القاهرة منظومات إس-300 التي تسلمتها من روسيا قبل سنوات.", "ar"),
+    ("arms_deal", "Howitzers shipped", "Seoul shipped 40 self-propelled howitzers to Warsaw last month.", "en"),
+    ("arms_deal", "Отгрузка «Панцирей»", "Завод отгрузил заказчику партию зенитных ракет к комплексам.", "ru"),
+    ("air_defense_system", "Iron Dome in action", "Iron Dome batteries fired dozens of interceptors over Haifa.", "en"),
+    ("air_defense_system", "Ночь на севере", "«Железный купол» работал всю ночь, сообщили в ЦАХАЛ.", "ru"),
 ])
 def test_general_patterns_from_the_held_out_set_fire(seed_watchlist, topic, title, text, lang):
     topics = {hit.topic for hit in detect(Doc(title=title, text=text, lang=lang), seed_watchlist)}
