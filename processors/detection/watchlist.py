@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Iterable, Literal
 
 import ahocorasick_rs
 import pydantic
@@ -236,21 +236,44 @@ class Watchlist:
 DFA_BUDGET_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
 class Matcher:
     """Every normalised spelling in one Aho-Corasick automaton, and what each one means.
 
     `find(text)` returns (key index, start, end) for every occurrence of every key, overlapping
     ones included, in character offsets; `values[key index]` is (check_left, check_right,
-    glued_left, glued_right, entries, tails) as `build_automaton` describes.
+    glued_left, glued_right, entries, tails) as `build_automaton` describes. The compiled
+    automaton cannot be pickled, so a pickled Matcher (a watchlist sent to another process)
+    carries its keys and is compiled again where it is loaded.
     """
 
-    find: Callable[[str], list[tuple[int, int, int]]]
-    values: tuple[tuple, ...]
-    implementation: str  # "dfa" or "contiguous nfa", for the benchmark and the docs
+    __slots__ = ("patterns", "values", "implementation", "_find_all")
+
+    def __init__(self, patterns: tuple[str, ...], values: tuple[tuple, ...]):
+        self.patterns = patterns
+        self.values = values
+        if not patterns:
+            self.implementation = "none"  # "dfa" or "contiguous nfa" otherwise, for the benchmark
+            self._find_all = None
+            return
+        small = dfa_size_estimate(patterns) <= DFA_BUDGET_BYTES
+        self.implementation = "dfa" if small else "contiguous nfa"
+        # MATCHKIND_STANDARD with overlapping=True reports every key at every position, as the
+        # scan needs ("air defence" and "air defence system" both; the engine keeps the longest).
+        automaton = ahocorasick_rs.AhoCorasick(
+            patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD,
+            implementation=ahocorasick_rs.Implementation.DFA if small else ahocorasick_rs.Implementation.ContiguousNFA)
+        self._find_all = automaton.find_matches_as_indexes
+
+    def find(self, text: str) -> list[tuple[int, int, int]]:
+        if self._find_all is None:
+            return []
+        return self._find_all(text, overlapping=True)
+
+    def __reduce__(self):
+        return Matcher, (self.patterns, self.values)
 
 
-def dfa_size_estimate(keys: list[str]) -> int:
+def dfa_size_estimate(keys: Iterable[str]) -> int:
     """Bytes a DFA over `keys` would take: one row per trie state (a distinct UTF-8 prefix),
     one 4-byte cell per byte class (at most the distinct bytes, plus one), and half again for
     the match lists; measured 1.3-1.5x the simple product on the default and generated packs."""
@@ -289,21 +312,7 @@ def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]) -> Matcher:
         glued_left = any(e.proclitics for e in entries)
         glued_right = any(e.wildcard or e.letter_suffix for e in entries)
         values.append((key[0].isalnum(), key[-1].isalnum(), glued_left, glued_right, plain, tails))
-    patterns = list(keys)
-    if not patterns:
-        return Matcher(find=lambda text: [], values=(), implementation="none")
-    small = dfa_size_estimate(patterns) <= DFA_BUDGET_BYTES
-    implementation = ahocorasick_rs.Implementation.DFA if small else ahocorasick_rs.Implementation.ContiguousNFA
-    # MATCHKIND_STANDARD with overlapping=True reports every key at every position, as the scan
-    # needs ("air defence" and "air defence system" both; the engine keeps the longest).
-    automaton = ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD,
-                                           implementation=implementation)
-    find_all = automaton.find_matches_as_indexes
-
-    def find(text: str) -> list[tuple[int, int, int]]:
-        return find_all(text, overlapping=True)
-
-    return Matcher(find=find, values=tuple(values), implementation="dfa" if small else "contiguous nfa")
+    return Matcher(tuple(keys), tuple(values))
 
 
 def _tail_trie(entries: list[KeyEntry], depth: int = 0) -> tuple:

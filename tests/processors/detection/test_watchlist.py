@@ -119,3 +119,15 @@ def test_the_automaton_is_a_dfa_within_its_memory_budget_and_an_nfa_beyond_it(mo
     assert nfa.implementation == "contiguous nfa"
     assert sorted(nfa.find(text)) == sorted(dfa.find(text))
     assert build_automaton({}).find(text) == []
+
+
+def test_a_compiled_watchlist_survives_pickling_for_other_processes(seed_watchlist):
+    import pickle
+
+    from processors.detection import detect
+    from tests.processors.detection.conftest import Doc
+
+    copy = pickle.loads(pickle.dumps(seed_watchlist))
+    assert copy.version == seed_watchlist.version and copy.automaton.implementation == "dfa"
+    article = Doc(title="Egypt buys S-400", text="Egypt signed a contract to buy S-400 air defence systems.", lang="en")
+    assert detect(article, copy) == detect(article, seed_watchlist) != ()
