@@ -187,6 +187,9 @@ def decode(raw: bytes | str | None, model: type[R]) -> R:
         raise SchemaError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise SchemaError(f"expected a JSON object, got {type(data).__name__}")
+    escapes = (b"\\ud", b"\\uD") if isinstance(raw, bytes) else ("\\ud", "\\uD")
+    if escapes[0] in raw or escapes[1] in raw:  # a UTF-16 half, maybe a lone one
+        data = _without_lone_surrogates(data)
     schema = data.get("schema")
     if not isinstance(schema, str):
         raise SchemaError("missing 'schema' field")
@@ -203,6 +206,22 @@ def decode(raw: bytes | str | None, model: type[R]) -> R:
         first = exc.errors(include_url=False, include_input=False)[:3]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in first)
         raise SchemaError(f"invalid {kind} record: {detail}") from None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """JSON may escape half of a UTF-16 pair ("\\ud800") that no UTF-8 text can hold: such a
+    record would pass validation and then fail in the matcher or when re-encoded, so each lone
+    half becomes U+FFFD (same length: offsets into the text stay right)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {key: _without_lone_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
 
 
 def dumps(value: Any) -> str:

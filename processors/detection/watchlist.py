@@ -234,6 +234,7 @@ class Watchlist:
 # packs) but its table grows with states x byte classes: about 9 MB for the default packs, over
 # 120 MB with 10,000 extra terms. Above this estimate the contiguous NFA (a few MB) is used.
 DFA_BUDGET_BYTES = 32 * 1024 * 1024
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Matcher:
@@ -267,7 +268,10 @@ class Matcher:
     def find(self, text: str) -> list[tuple[int, int, int]]:
         if self._find_all is None:
             return []
-        return self._find_all(text, overlapping=True)
+        try:
+            return self._find_all(text, overlapping=True)
+        except UnicodeEncodeError:  # a lone UTF-16 surrogate: the automaton reads UTF-8
+            return self._find_all(_LONE_SURROGATE.sub("\ufffd", text), overlapping=True)
 
     def __reduce__(self):
         return Matcher, (self.patterns, self.values)

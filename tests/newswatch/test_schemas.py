@@ -28,6 +28,15 @@ def test_article_round_trips_with_utf8_kept_as_is():
     assert decode(raw, Article) == article
 
 
+def test_lone_utf16_halves_from_foreign_producers_become_replacement_characters():
+    # Another producer's JSON may escape half a surrogate pair; UTF-8 cannot hold it, so it
+    # would fail later (in the matcher, or re-encoding the Match). A whole pair stays one emoji.
+    raw = make_article().encode().replace("ملخص".encode(), b"S-400 \\ud800 \\uDFFF \\ud83d\\ude00")
+    article = decode(raw, Article)
+    assert article.summary == "S-400 \ufffd \ufffd \U0001f600"
+    assert decode(article.encode(), Article) == article
+
+
 def test_timestamps_are_serialised_as_utc_iso8601():
     moscow = timezone(timedelta(hours=3))
     article = make_article(published_at=datetime(2026, 2, 13, 12, 0, tzinfo=moscow))

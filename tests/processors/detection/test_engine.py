@@ -335,3 +335,13 @@ def test_sentence_ends_match_the_regex_definition_on_any_normalised_text():
         text = "".join(rng.choice("ab .!?…\n؟؛.\x1c ") for _ in range(rng.randint(0, 16)))
         expected = [m.end() for m in re.finditer(r"[.!?؟؛…]+(?=\s)|\n", text)]
         assert _sentence_ends(text) == expected, repr(text)
+
+
+def test_a_lone_surrogate_in_a_text_does_not_stop_detection(seed_watchlist):
+    # The automaton reads UTF-8; a lone UTF-16 half (which a str can hold) is read as U+FFFD,
+    # one character for one, so the offsets still index the original text.
+    text = "Egypt \ud800 signed a contract to buy S-400 air defence systems."
+    hits = detect(Doc(title="Deal", text=text, lang="en"), seed_watchlist)
+    evidence = {e.term: (e.start, e.end) for hit in hits for e in hit.evidence}
+    assert {hit.topic for hit in hits} >= {"arms_deal", "air_defense_system"}
+    assert text[slice(*evidence["S-400"])] == "S-400"
