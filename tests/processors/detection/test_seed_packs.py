@@ -155,6 +155,14 @@ def test_fresh_set_is_balanced_and_f1_stays_above_its_floor(seed_watchlist):
      "نظافة شباكه في عشر مباريات متتالية.", "ar"),
     ("«Железный купол» для бюджета", "Минфин назвал резервный фонд «железным куполом» бюджета, "
      "который защитит расходы от падения цен на нефть.", "ru"),
+    ("Reserves", "The central bank's reserves act as an Iron Dome for Israel's economy.", "en"),
+    ("Final", "Goalkeeper Rafael was an iron dome in the final.", "en"),
+    # Iron Dome's own context words must not count for the other ambiguous names
+    ("Визит в Иерусалим", "Визит стал настоящим триумфом израильской дипломатии, заявили в МИД.", "ru"),
+    ("Obituary", "He was a true patriot and a proud Israeli, his family said.", "en"),
+    ("Rout", "The Patriots battered the Bills 38-3 on Sunday.", "en"),
+    ("Results", "Arrow Electronics said its battery unit in Israel grew.", "en"),
+    ("البورصة", "ارتفع السهم بنسبة 3% بعد توقيع اتفاق مع إسرائيل.", "ar"),
 ])
 def test_hard_negatives_stay_quiet(seed_watchlist, title, text, lang):
     assert detect(Doc(title=title, text=text, lang=lang), seed_watchlist) == ()
@@ -191,6 +199,9 @@ def test_air_defence_news_without_a_transaction_is_no_arms_deal(seed_watchlist, 
     ("arms_deal", "Howitzers shipped", "Seoul shipped 40 self-propelled howitzers to Warsaw last month.", "en"),
     ("arms_deal", "Отгрузка «Панцирей»", "Завод отгрузил заказчику партию зенитных ракет к комплексам.", "ru"),
     ("air_defense_system", "Iron Dome in action", "Iron Dome batteries fired dozens of interceptors over Haifa.", "en"),
+    ("air_defense_system", "Tel Aviv", "The Iron Dome system was activated over Tel Aviv overnight.", "en"),
+    ("air_defense_system", "Funding", "Congress approved $1 billion to replenish Iron Dome.", "en"),
+    ("arms_deal", "Funding", "The Pentagon signed a contract to buy Iron Dome batteries for the Marines.", "en"),
     ("air_defense_system", "Ночь на севере", "«Железный купол» работал всю ночь, сообщили в ЦАХАЛ.", "ru"),
 ])
 def test_general_patterns_from_the_held_out_set_fire(seed_watchlist, topic, title, text, lang):
