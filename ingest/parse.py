@@ -230,7 +230,9 @@ def _entry_lang(entry, feed_lang: str | None, hint: str | None, sample: str) -> 
         candidates.append(content.get("language"))
     for candidate in candidates:
         lang = normalise_lang(candidate)
-        if lang:
+        # feedparser copies a feed's xml:lang into each entry's details: the same language as
+        # the feed's is inherited, not the entry's own word, and gets the script check below
+        if lang and lang != feed_lang:
             return lang  # the entry says so itself
     for candidate in (feed_lang, hint):
         lang = normalise_lang(candidate)
@@ -240,12 +242,13 @@ def _entry_lang(entry, feed_lang: str | None, hint: str | None, sample: str) -> 
 
 
 # Scripts of the languages whose feeds are most often mixed with ours; a declared language not
-# listed here is never second-guessed.
+# listed here is never second-guessed, nor one written in two scripts (Serbian, Uzbek, Azerbaijani,
+# Kazakh, Kurdish, Mongolian...).
 _SCRIPT_OF_LANGUAGE = {
-    **dict.fromkeys(("ar", "fa", "ur", "ps", "ku", "ckb", "sd", "ug"), "arabic"),
-    **dict.fromkeys(("ru", "uk", "be", "bg", "sr", "mk", "kk", "ky", "tg", "mn"), "cyrillic"),
+    **dict.fromkeys(("ar", "fa", "ur", "ps", "ckb", "sd"), "arabic"),
+    **dict.fromkeys(("ru", "uk", "be", "bg", "mk", "ky", "tg"), "cyrillic"),
     **dict.fromkeys(("en", "fr", "de", "es", "it", "pt", "nl", "tr", "pl", "ro", "id", "ms", "sv", "da",
-                     "no", "nb", "fi", "cs", "sk", "hu", "hr", "sl", "az", "uz", "vi"), "latin"),
+                     "no", "nb", "fi", "cs", "sk", "hu", "hr", "sl", "vi"), "latin"),
 }
 # What a text in each script is taken for when its feed declared another script: Arabic and
 # Cyrillic news in a feed of ours is almost always Arabic or Russian; a Latin-script text could

@@ -109,6 +109,8 @@ class Poller:
         moved_to = response.moved_to
         if moved_to is None or self._moved.get(feed.url) == moved_to:
             return
+        if not (response.is_success or response.status == 304):
+            return  # a move to a url that fails is no advice to follow
         self._moved[feed.url] = moved_to
         log_event(log, logging.WARNING, "feed_moved_permanently", feed=feed.display_name,
                   feed_url=safe_url(feed.url), moved_to=safe_url(moved_to),

@@ -137,6 +137,8 @@ def test_language_order_entry_then_feed_then_hint():
     ("Премьер", "en", "en"),  # too few letters to overrule anything
     ("Министры обороны России и Египта обсудили поставки", "ja", "ja"),  # script unknown for ja
     ("مسؤولون إيرانيون يزورون موسكو لبحث صفقات الطائرات", "fa", "fa"),  # Persian: Arabic script too
+    ("Министар спољних послова Србије допутовао је у Москву на разговоре", "sr", "sr"),  # two scripts
+    ("Tashqi ishlar vaziri Moskvaga tashrif buyurdi va muzokaralar olib bordi", "uz", "uz"),
 ])
 def test_a_declared_language_gives_way_only_to_a_clearly_different_script(sample, declared, lang):
     assert script_language(sample, declared) == lang
@@ -151,6 +153,18 @@ def test_a_wire_feed_declared_english_keeps_its_russian_story_russian():
            b'<language>ru</language><item><title>The ministers of defence of Russia and Egypt met in Cairo</title>'
            b'<link>http://x.test/a</link><dc:language>en</dc:language></item></channel></rss>')
     assert parse_feed(doc, FEED, fetched_at=NOW).articles[0].lang == "en"
+
+
+def test_an_atom_feeds_xml_lang_is_inherited_and_still_gives_way_to_the_script():
+    # feedparser copies the feed's xml:lang into every entry; an entry's own different xml:lang wins.
+    doc = ('<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en"><title>Wire</title><id>tag:w</id>'
+           '<entry><title>Министры обороны России и Египта обсудили поставки С-400 в Каире</title>'
+           '<id>tag:w:1</id><link href="http://w.test/1"/></entry>'
+           '<entry xml:lang="ru"><title>Ministers met in Cairo for talks on deliveries</title>'
+           '<id>tag:w:2</id><link href="http://w.test/2"/></entry>'
+           '<entry><title>Ministers met in Cairo for talks on deliveries of air defence</title>'
+           '<id>tag:w:3</id><link href="http://w.test/3"/></entry></feed>').encode()
+    assert [a.lang for a in parse_feed(doc, FEED, fetched_at=NOW).articles] == ["ru", "ru", "en"]
 
 
 def test_caps_and_shared_links():

@@ -137,16 +137,21 @@ async def test_a_permanently_moved_feed_is_polled_and_reported_once(tmp_path, ca
             return httpx.Response(301, headers={"Location": "/new.rss"})
         if request.url.path == "/tmp.rss":
             return httpx.Response(302, headers={"Location": "/new.rss"})
+        if request.url.path == "/dead.rss":
+            return httpx.Response(301, headers={"Location": "/gone.rss"})
+        if request.url.path == "/gone.rss":
+            return httpx.Response(404)
         return httpx.Response(200, stream=Chunks(body), headers={"Content-Type": "application/rss+xml"})
 
     moved, temporary = FeedConfig(url="https://feeds.example/old.rss"), FeedConfig(url="https://feeds.example/tmp.rss")
+    dead = FeedConfig(url="https://feeds.example/dead.rss")  # moved to a url that fails: no advice
     clock = FakeClock(T0)
-    poller, _ = poller_for(handler, tmp_path, [moved, temporary], clock)
+    poller, _ = poller_for(handler, tmp_path, [moved, temporary, dead], clock)
     outcomes = []
     for _ in range(2):
-        outcomes += [(await poller.poll_feed(feed)).outcome for feed in (moved, temporary)]
+        outcomes += [(await poller.poll_feed(feed)).outcome for feed in (moved, temporary, dead)]
         clock.now += timedelta(hours=2)
-    assert outcomes[0] == "new" and outcomes[2] in {"unchanged", "not_modified"}  # the move loses nothing
+    assert outcomes[0] == "new" and outcomes[3] in {"unchanged", "not_modified"}  # the move loses nothing
     warnings = [r for r in caplog.records if r.getMessage() == "feed_moved_permanently"]
     assert len(warnings) == 1
     assert warnings[0].fields["feed_url"] == moved.url and warnings[0].fields["moved_to"] == "https://feeds.example/new.rss"
