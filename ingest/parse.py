@@ -264,6 +264,25 @@ _SCRIPT_MIN_LETTERS = 20  # fewer letters than this say nothing
 _SCRIPT_SHARE = 0.8  # the share of the letters one script must have to overrule a declaration
 
 
+def dominant_script(sample: str) -> str | None:
+    """"arabic", "cyrillic" or "latin" when at least 80% of the letters in the first 600
+    characters (20 letters at least) are in that script; None when no script clearly leads."""
+    sample = sample[:_SCRIPT_SAMPLE]
+    counts = {script: len(letters.findall(sample)) for script, letters in _SCRIPT_LETTERS.items()}
+    total = sum(counts.values())
+    if total < _SCRIPT_MIN_LETTERS:
+        return None
+    script, count = max(counts.items(), key=lambda item: item[1])
+    return script if count >= _SCRIPT_SHARE * total else None
+
+
+def language_of_script(sample: str) -> str | None:
+    """The language a text of no declared language is taken for: "ar" for Arabic script, "ru" for
+    Cyrillic, None (unknown) otherwise."""
+    script = dominant_script(sample)
+    return _GUESS_FOR_SCRIPT[script] if script else None
+
+
 def script_language(sample: str, declared: str) -> str | None:
     """`declared` (a feed's or the config's language for an entry), unless the entry's letters are
     clearly in another script: then "ar" for Arabic script, "ru" for Cyrillic, None (unknown) for
@@ -271,13 +290,8 @@ def script_language(sample: str, declared: str) -> str | None:
     expected = _SCRIPT_OF_LANGUAGE.get(declared)
     if expected is None:
         return declared
-    sample = sample[:_SCRIPT_SAMPLE]
-    counts = {script: len(letters.findall(sample)) for script, letters in _SCRIPT_LETTERS.items()}
-    total = sum(counts.values())
-    if total < _SCRIPT_MIN_LETTERS:
-        return declared
-    script, count = max(counts.items(), key=lambda item: item[1])
-    if script == expected or count < _SCRIPT_SHARE * total:
+    script = dominant_script(sample)
+    if script is None or script == expected:
         return declared
     return _GUESS_FOR_SCRIPT[script]
 

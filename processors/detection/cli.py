@@ -1,8 +1,11 @@
-"""`newswatch detect`: run the detector offline over JSON-lines files, feed files or feed URLs.
+"""`newswatch detect`: run the detector offline over JSON-lines files, feed files, feed URLs or
+plain-text articles.
 
 A JSON-lines input has one article `{id, lang, title, text}` per line (other fields ignored); a
 file that starts with `<` is read as an RSS/Atom feed, and an http(s) URL is fetched, both
-exactly as `newswatch fetch` (and so ingest) would turn them into articles. Output is one
+exactly as `newswatch fetch` (and so ingest) would turn them into articles. Any other file whose
+first character is not `{` is one article: its first line the title, the rest the text, its
+name the id, its language taken from its script (Arabic, Cyrillic) or else unknown. Output is one
 JSON line per article, `--format table` for people, or with `--eval` a precision/recall/F1
 report against each line's `labels`. Bad lines are reported with file:line and skipped; the
 command then exits 1 after processing everything else.
@@ -94,7 +97,21 @@ def _open_input(name: str, errors: list[str], allow_private_networks: bool = Fal
         errors.append(f"{name}: no such file")
         return
     with path.open(encoding="utf-8", errors="replace") as handle:
-        yield from read_articles(handle, name, errors)
+        first = handle.read(4096).lstrip("\ufeff \t\r\n")[:1]
+        handle.seek(0)
+        if first in ("{", ""):
+            yield from read_articles(handle, name, errors)
+        else:
+            yield _text_article(path.name, handle.read())
+
+
+def _text_article(name: str, content: str) -> InputArticle:
+    """A plain-text file as one article: first non-empty line the title, the rest the text."""
+    from ingest.parse import language_of_script
+
+    title, _, text = content.lstrip("\ufeff \t\r\n").partition("\n")
+    return InputArticle(id=name, title=title.strip(), text=text.strip(),
+                        lang=language_of_script(f"{title} {text[:600]}"))
 
 
 def _looks_like_xml(path: Path) -> bool:
@@ -151,7 +168,8 @@ def _table_rows(article: InputArticle, hits) -> list[str]:
               help="let feed URLs reach loopback/private addresses (refused by default, as in ingest)")
 def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, evaluate: bool,
            allow_private_networks: bool) -> None:
-    """Run the detector offline over INPUT... (JSON-lines files, feed files or feed URLs; - is stdin)."""
+    """Run the detector offline over INPUT... (JSON-lines files, feed files or URLs, plain-text
+    articles; - is stdin)."""
     watchlist: Watchlist = load_watchlists(watchlists_path)
     errors: list[str] = []
     results = []

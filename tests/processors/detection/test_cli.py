@@ -140,3 +140,20 @@ def test_feed_urls_are_fetched_with_the_address_guard(tmp_path):
         assert sorted(len(t) for t in topics) == [0, 3]
     finally:
         server.shutdown()
+
+
+def test_a_plain_text_file_is_one_article(tmp_path):
+    # The seed article as it was delivered: a text file, no JSON. Its name is the id and its
+    # language comes from its script.
+    from tests.processors.detection.conftest import REPO
+
+    seed = REPO / "seeds" / "articles" / "rt-arabic-egypt-russia-2plus2.txt"
+    result = CliRunner().invoke(main, ["detect", "--format", "table", str(seed)])
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.splitlines()[1:]
+    assert {row.split()[1] for row in rows} == {"arms_deal", "air_defense_system", "ministerial_visit"}
+    assert all(row.startswith("rt-arabic-egypt-russia-2plus2.txt") for row in rows)
+    english = tmp_path / "note.txt"
+    english.write_text("Weather\n\nSunny all week.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["detect", str(english)])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"id": "note.txt", "topics": []}
