@@ -211,12 +211,17 @@ def decode(raw: bytes | str | None, model: type[R]) -> R:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def replace_lone_surrogates(text: str) -> str:
+    """`text` with each lone UTF-16 half (which no UTF-8 text can hold) as U+FFFD: one character
+    for one, so offsets into the text stay right."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _without_lone_surrogates(value: Any) -> Any:
-    """JSON may escape half of a UTF-16 pair ("\\ud800") that no UTF-8 text can hold: such a
-    record would pass validation and then fail in the matcher or when re-encoded, so each lone
-    half becomes U+FFFD (same length: offsets into the text stay right)."""
+    """JSON may escape half of a UTF-16 pair ("\\ud800"): such a record would pass validation and
+    then fail in the matcher or when re-encoded, so every string gets replace_lone_surrogates."""
     if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
+        return replace_lone_surrogates(value)
     if isinstance(value, dict):
         return {key: _without_lone_surrogates(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -109,9 +109,9 @@ def _text_article(name: str, content: str) -> InputArticle:
     """A plain-text file as one article: first non-empty line the title, the rest the text."""
     from ingest.parse import language_of_script
 
-    title, _, text = content.lstrip("\ufeff \t\r\n").partition("\n")
-    return InputArticle(id=name, title=title.strip(), text=text.strip(),
-                        lang=language_of_script(f"{title} {text[:600]}"))
+    content = content.lstrip("\ufeff \t\r\n")
+    title, _, text = content.partition("\n")
+    return InputArticle(id=name, title=title.strip(), text=text.strip(), lang=language_of_script(content))
 
 
 def _looks_like_xml(path: Path) -> bool:

@@ -19,6 +19,7 @@ import ahocorasick_rs
 import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
+from newswatch.schemas import replace_lone_surrogates
 from newswatch.yamlconf import StrictModel, parse_yaml, position_of, problems_from_validation
 from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, is_code, normalize_term
 
@@ -234,7 +235,6 @@ class Watchlist:
 # packs) but its table grows with states x byte classes: about 9 MB for the default packs, over
 # 120 MB with 10,000 extra terms. Above this estimate the contiguous NFA (a few MB) is used.
 DFA_BUDGET_BYTES = 32 * 1024 * 1024
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Matcher:
@@ -271,7 +271,7 @@ class Matcher:
         try:
             return self._find_all(text, overlapping=True)
         except UnicodeEncodeError:  # a lone UTF-16 surrogate: the automaton reads UTF-8
-            return self._find_all(_LONE_SURROGATE.sub("\ufffd", text), overlapping=True)
+            return self._find_all(replace_lone_surrogates(text), overlapping=True)
 
     def __reduce__(self):
         return Matcher, (self.patterns, self.values)
