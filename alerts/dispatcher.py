@@ -39,6 +39,7 @@ from newswatch.errors import BrokerError, ConfigError, SchemaError
 from newswatch.kafka_settings import Topics
 from newswatch.logs import log_event
 from newswatch.schemas import DeadLetter, Match, decode
+from newswatch.topic_setup import METADATA_MAX_AGE_MS
 
 log = logging.getLogger("newswatch.alerts")
 
@@ -61,8 +62,15 @@ def url_fingerprint(endpoint: Endpoint) -> str:
 
 
 def ensure_topics(bootstrap: str, topics: Topics) -> None:
-    """Create the state topic (compacted) and the DLQ topics when missing (blocking; run in a thread)."""
+    """Create the matches topic it reads, the state topic (compacted) and the DLQ topics when missing
+    (blocking; run in a thread)."""
     from kafka import KafkaAdminClient
+
+    from newswatch.topic_setup import TopicSpec, ensure_topics as ensure_shared_topics
+
+    # Before subscribing: a consumer that subscribes to a missing topic hears of it only at its next
+    # metadata refresh, whichever stage creates it meanwhile.
+    ensure_shared_topics(bootstrap, [TopicSpec(topics.matches, topics.partitions)], client_id="newswatch-alerts-admin")
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -278,7 +286,8 @@ class Dispatcher:
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(self.topics.matches, bootstrap_servers=self.bootstrap,
                                     group_id=self.group_id, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", client_id="newswatch-alerts")
+                                    auto_offset_reset="earliest", client_id="newswatch-alerts",
+                                    metadata_max_age_ms=METADATA_MAX_AGE_MS)  # notices added partitions
         await consumer.start()
         try:
             self.ready.set()

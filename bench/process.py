@@ -42,13 +42,12 @@ def passthrough_worker(config_path: Path, metrics_port: int) -> None:
 
     from newswatch.config import load_config
     from processors.app import create_app
-    from processors.topic_setup import ensure_topics
     from processors.topics import _raw_topic
-    from processors.worker import NewswatchWorker
+    from processors.worker import NewswatchWorker, ensure_processor_topics
 
     config = load_config(config_path)
     names = config.kafka.topics
-    partitions = ensure_topics(config.kafka.bootstrap(), names, config.process.partitions)
+    partitions = ensure_processor_topics(config)
     app = create_app(config, partitions=partitions, app_suffix="bench-passthrough")
     articles, copies = _raw_topic(app, names.articles), _raw_topic(app, names.name("passthrough"))
     registry = CollectorRegistry()

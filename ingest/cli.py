@@ -147,7 +147,7 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
     log_event(log, logging.INFO, "ingest_started", feeds=len(feeds), topic=topic, bootstrap=bootstrap,
               state=str(store.path), metrics_port=metrics_port or "off", pending=store.pending_count())
     parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
-    publisher = OutboxPublisher(store, kafka_connector(bootstrap, topic), topic, metrics)
+    publisher = OutboxPublisher(store, kafka_connector(bootstrap, topic, partitions=config.kafka.partitions), topic, metrics)
     try:
         async with build_client(settings) as client:
             poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings,

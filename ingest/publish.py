@@ -17,11 +17,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from newswatch.logs import log_event
+from newswatch.topic_setup import TopicSpec, ensure_topics
 
 from ingest.metrics import IngestMetrics
 from ingest.seen import IngestStore, PendingArticle
@@ -46,16 +46,8 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
     """Create `topic` when it does not exist (the broker's default replication)."""
     # Short bootstrap and reconnect waits: the caller retries with its own backoff, and a broker
     # that comes back should be noticed within seconds, not after kafka-python's 30 s defaults.
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="newswatch-ingest-admin",
-                             request_timeout_ms=10_000, bootstrap_timeout_ms=5_000, reconnect_backoff_max_ms=1_000)
-    try:
-        if topic not in admin.list_topics():
-            try:
-                admin.create_topics([NewTopic(topic, partitions, -1)])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
+    ensure_topics(bootstrap, [TopicSpec(topic, partitions)], client_id="newswatch-ingest-admin",
+                  bootstrap_timeout_ms=5_000)
 
 
 def make_producer(bootstrap: str, settings: PublishSettings = PublishSettings()) -> KafkaProducer:
@@ -67,11 +59,12 @@ def make_producer(bootstrap: str, settings: PublishSettings = PublishSettings())
         max_block_ms=10_000, reconnect_backoff_max_ms=1_000, bootstrap_timeout_ms=5_000)
 
 
-def kafka_connector(bootstrap: str, topic: str, settings: PublishSettings = PublishSettings()
-                    ) -> Callable[[], KafkaProducer]:
-    """A blocking function that ensures the topic and returns a connected producer."""
+def kafka_connector(bootstrap: str, topic: str, settings: PublishSettings = PublishSettings(), *,
+                    partitions: int = 3) -> Callable[[], KafkaProducer]:
+    """A blocking function that ensures the topic (with `partitions` when it creates it) and returns
+    a connected producer."""
     def connect() -> KafkaProducer:
-        ensure_topic(bootstrap, topic)
+        ensure_topic(bootstrap, topic, partitions)
         return make_producer(bootstrap, settings)
     return connect
 

@@ -26,6 +26,10 @@ class KafkaSettings(StrictModel):
     bootstrap_servers: str | None = pydantic.Field(
         default=None, description="host:port[,host:port]; unset means the local broker")
     topic_prefix: str = "newswatch."
+    partitions: int = pydantic.Field(
+        default=3, ge=1, le=256,
+        description="partitions of the articles and matches topics when a stage creates them (every stage "
+                    "uses the same number, so whichever starts first creates them alike)")
 
     @pydantic.field_validator("topic_prefix")
     @classmethod
@@ -56,14 +60,15 @@ class KafkaSettings(StrictModel):
 
     @property
     def topics(self) -> "Topics":
-        return Topics(self.topic_prefix)
+        return Topics(self.topic_prefix, self.partitions)
 
 
 class Topics:
     """Topic names under one prefix (DESIGN.md: articles, matches and the two dead-letter topics)."""
 
-    def __init__(self, prefix: str = "newswatch."):
+    def __init__(self, prefix: str = "newswatch.", partitions: int = 3):
         self.prefix = prefix
+        self.partitions = partitions  # for the articles and matches topics when a stage creates them
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}{suffix}"
@@ -75,6 +80,11 @@ class Topics:
     @property
     def matches(self) -> str:
         return self.name("matches")
+
+    @property
+    def candidates(self) -> str:
+        """Matched articles on their way from detection to the story stage (processors)."""
+        return self.name("candidates")
 
     @property
     def articles_dlq(self) -> str:

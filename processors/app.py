@@ -7,6 +7,7 @@ from __future__ import annotations
 import faust
 
 from newswatch.config import AppConfig
+from newswatch.topic_setup import METADATA_MAX_AGE_MS
 
 APP_SUFFIX = "processor"
 
@@ -42,6 +43,8 @@ def create_app(config: AppConfig, *, partitions: int, app_suffix: str = APP_SUFF
         broker_max_poll_records=None,
         consumer_max_fetch_size=16 * 1024 * 1024,
         worker_redirect_stdouts=False,
+        # Partitions added to the articles topic are noticed (and rebalanced) within seconds.
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         # faust's 60 s default keeps a crashed worker's partitions idle for a minute after a restart;
         # heartbeats run on the consumer's own thread, so slow batches do not trip a shorter one.
         broker_session_timeout=config.process.session_timeout.total_seconds(),

@@ -38,9 +38,6 @@ Duration = Annotated[timedelta, pydantic.BeforeValidator(_duration)]
 class ProcessSettings(StrictModel):
     """Tuning for `newswatch process`; the defaults suit one worker on a laptop."""
 
-    partitions: int = pydantic.Field(
-        default=1, ge=1, le=256,
-        description="partitions for the articles/matches/DLQ topics when the worker has to create them")
     batch_size: int = pydantic.Field(default=1000, ge=1, le=100_000,
                                      description="articles handled per batch (faust stream.take_events)")
     batch_within: Duration = pydantic.Field(default=timedelta(milliseconds=200),

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from newswatch.config import AppConfig
 from newswatch.errors import ConfigError
 from newswatch.logs import log_event, setup_logging
+from newswatch.topic_setup import TopicSpec, ensure_topics
 from processors.agents import register_processor_agent, register_watchlist_reloads
 from processors.app import create_app
 from processors.metrics import ProcessorMetrics
@@ -26,7 +27,6 @@ from processors.pipeline import ArticleProcessor, Detector
 from processors.reload import WatchlistReloader
 from processors.stories import Sketcher, StoryIndex
 from processors.tables import TableState, declare_tables
-from processors.topic_setup import ensure_topics
 from processors.topics import declare_topics
 
 log = logging.getLogger("newswatch.processors")
@@ -42,6 +42,17 @@ def watchlist_folder(config: AppConfig) -> Path:
         raise ConfigError.single(str(config.base_dir / "newswatch.yaml"), "not set; the processor needs "
                                  "a folder of topic packs", key="watchlists")
     return folder
+
+
+def ensure_processor_topics(config: AppConfig) -> int:
+    """Create the topics the worker reads and writes when missing (any stage may start first);
+    return the articles topic's partition count, as it is on the broker."""
+    names = config.kafka.topics
+    counts = ensure_topics(config.kafka.bootstrap(), [TopicSpec(names.articles, names.partitions),
+                                                      TopicSpec(names.matches, names.partitions),
+                                                      TopicSpec(names.articles_dlq, 1)],
+                           client_id="newswatch-processor-setup")
+    return counts[names.articles]
 
 
 @dataclass
@@ -60,7 +71,7 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
     """Load the watchlists (ConfigError if they are bad), make sure the topics exist and wire the App."""
     settings = config.process
     reloader = WatchlistReloader(watchlist_folder(config), load_watchlists)
-    partitions = ensure_topics(config.kafka.bootstrap(), config.kafka.topics, settings.partitions)
+    partitions = ensure_processor_topics(config)
     app = create_app(config, partitions=partitions)
     topics = declare_topics(app, config.kafka.topics)
     tables = declare_tables(app, partitions)

@@ -32,15 +32,23 @@ def test_defaults_apply_when_the_section_is_absent():
 
 
 def test_section_is_read_with_durations():
-    config = load_text("process:\n  dedup_retention: 3d\n  reload_interval: 500ms\n  partitions: 4\n",
+    config = load_text("process:\n  dedup_retention: 3d\n  reload_interval: 500ms\n",
                        AppConfig, "newswatch.yaml")
     assert config.process.dedup_retention == timedelta(days=3)
     assert config.process.reload_interval == timedelta(milliseconds=500)
-    assert config.process.partitions == 4
+
+
+def test_partitions_are_shared_by_every_stage():
+    config = load_text("kafka:\n  partitions: 4\n", AppConfig, "newswatch.yaml")
+    assert config.kafka.partitions == 4
+    assert config.kafka.topics.partitions == 4
+    assert AppConfig().kafka.topics.partitions == 3
 
 
 @pytest.mark.parametrize("body, line, needle", [
     ("process:\n  batchsize: 10\n", 2, "batchsize"),
+    ("process:\n  partitions: 4\n", 2, "partitions"),  # moved to kafka: (shared by every stage)
+    ("kafka:\n  partitions: 0\n", 2, "greater than or equal"),
     ("process:\n  story_window: soon\n", 2, "is not a duration"),
     ("process:\n  reload_interval: 0s\n", 2, "longer than zero"),
 ])
