@@ -47,7 +47,7 @@ def passthrough_worker(config_path: Path, metrics_port: int) -> None:
 
     config = load_config(config_path)
     names = config.kafka.topics
-    partitions = ensure_processor_topics(config)
+    partitions = ensure_processor_topics(config)[names.articles]
     app = create_app(config, partitions=partitions, app_suffix="bench-passthrough")
     articles, copies = _raw_topic(app, names.articles), _raw_topic(app, names.name("passthrough"))
     registry = CollectorRegistry()

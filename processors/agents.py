@@ -1,5 +1,8 @@
-"""The faust agent and timers of the processor: thin loops that hand batches of records to the
-pure pipeline (processors.pipeline) and send what it returns.
+"""The faust agents and timers of the processor: thin loops that hand batches of records to the
+pure stages and send what they return.
+
+  articles-to-candidates  (articles topic, every partition, any worker): DetectionStage
+  candidates-to-matches   (candidates topic, the worker that owns its partition): StoryStage
 
 Agent concurrency stays at 1: with several concurrent instances faust can commit the offset of a
 later record before an earlier one is done (faust-streaming issue #606), which would skip articles
@@ -20,13 +23,15 @@ from faust.types import TP
 
 from newswatch.logs import log_event
 from processors.metrics import ProcessorMetrics, consumer_lag
-from processors.pipeline import ArticleProcessor, InboundRecord
+from processors.pipeline import DetectionStage, InboundRecord
 from processors.reload import WatchlistReloader
+from processors.story_stage import StoryStage
 from processors.topics import ProcessorTopics
 
 log = logging.getLogger("newswatch.processors")
 
-AGENT_NAME = "articles-to-matches"
+DETECTION_AGENT = "articles-to-candidates"
+STORY_AGENT = "candidates-to-matches"
 
 
 def utc_now() -> datetime:
@@ -34,47 +39,80 @@ def utc_now() -> datetime:
 
 
 def inbound(event: faust.EventT) -> InboundRecord:
-    """The pipeline's view of a faust event (raw key and value bytes, timestamp in ms)."""
+    """The stages' view of a faust event (raw key and value bytes, timestamp in ms)."""
     message = event.message
     return InboundRecord(topic=message.topic, partition=message.partition, offset=message.offset,
                          timestamp_ms=round(message.timestamp * 1000), key=message.key, value=message.value)
 
 
-def register_processor_agent(app: faust.App, topics: ProcessorTopics, processor: ArticleProcessor,
+def owned_partitions(app: faust.App, topic: str) -> Callable[[int], bool]:
+    """Whether this worker is, right now, the active owner of `topic`'s partition."""
+    def owns(partition: int) -> bool:
+        return TP(topic, partition) in app.assignor.assigned_actives()
+    return owns
+
+
+def _widen_producer_buffer(app: faust.App, batch_size: int) -> None:
+    # A batch queues one send per candidate or match, and one or two table changelog writes per
+    # match, at once; faust's default of 100 queued writes would warn and stall on every batch.
+    app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * batch_size)
+
+
+def register_detection_agent(app: faust.App, topics: ProcessorTopics, detection: DetectionStage,
                              metrics: ProcessorMetrics, *, batch_size: int, batch_within: float,
                              clock: Callable[[], datetime] = utc_now) -> faust.types.AgentT:
-    """Add the articles -> matches agent to `app`; returns the agent."""
+    """Add the articles -> candidates agent to `app`; returns the agent."""
     next_offsets: dict[int, int] = {}
 
-    @app.agent(topics.articles, name=AGENT_NAME, concurrency=1)
-    async def articles_to_matches(stream):
-        # A batch queues one or two table changelog writes per match at once; faust's default of
-        # 100 queued writes would warn and stall on every batch with many matches.
-        app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * batch_size)
+    @app.agent(topics.articles, name=DETECTION_AGENT, concurrency=1)
+    async def articles_to_candidates(stream):
+        _widen_producer_buffer(app, batch_size)
         async for events in stream.take_events(batch_size, within=batch_within):
             started = time.perf_counter()
             records = [inbound(event) for event in events]
-            now = clock()
-            report = processor.process(records, now)
+            report = detection.process(records, clock())
             # Sent before take_events acks the batch, and faust flushes the producer before it
-            # commits offsets: a match is in Kafka before its article counts as consumed.
-            for key, value in report.match_messages():
-                await topics.matches.send(key=key, value=value)
+            # commits offsets: a candidate is in Kafka before its article counts as consumed.
+            for key, value in report.candidate_messages():
+                await topics.candidates.send(key=key, value=value)
             for key, dead_letter in report.dead_letters:
                 await topics.articles_dlq.send(key=key, value=dead_letter.encode())
             for record in records:
                 next_offsets[record.partition] = max(next_offsets.get(record.partition, 0), record.offset + 1)
-            metrics.observe_batch(report, len(records), time.perf_counter() - started,
-                                  int(clock().timestamp() * 1000))
+            metrics.observe_detection(report, len(records), time.perf_counter() - started)
             highwaters = {p: app.consumer.highwater(TP(topics.articles.get_topic_name(), p)) for p in next_offsets}
             metrics.observe_lag(consumer_lag(highwaters, next_offsets))
 
+    return articles_to_candidates
+
+
+def register_story_agent(app: faust.App, topics: ProcessorTopics, story_stage: StoryStage,
+                         metrics: ProcessorMetrics, *, batch_size: int, batch_within: float,
+                         clock: Callable[[], datetime] = utc_now) -> faust.types.AgentT:
+    """Add the candidates -> matches agent to `app`; returns the agent."""
+
+    @app.agent(topics.candidates, name=STORY_AGENT, concurrency=1)
+    async def candidates_to_matches(stream):
+        _widen_producer_buffer(app, batch_size)
+        async for events in stream.take_events(batch_size, within=batch_within):
+            started = time.perf_counter()
+            records = [inbound(event) for event in events]
+            report = story_stage.process(records, clock())
+            # As above: matches are in Kafka before faust commits the candidates' offsets.
+            for key, value in report.match_messages():
+                await topics.matches.send(key=key, value=value)
+            for key, dead_letter in report.dead_letters:
+                await topics.articles_dlq.send(key=key, value=dead_letter.encode())
+            metrics.observe_stories(report, len(records), time.perf_counter() - started,
+                                    int(clock().timestamp() * 1000))
+
     @app.on_partitions_assigned.connect
     async def rebuild_stories_after_rebalance(sender, assigned, **kwargs) -> None:
-        # The story index is rebuilt from the (recovered) stories table before the next batch.
-        processor.reset_stories()
+        # The story index is rebuilt from the (recovered) stories table, owned partitions only,
+        # before the next batch.
+        story_stage.reset()
 
-    return articles_to_matches
+    return candidates_to_matches
 
 
 def register_watchlist_reloads(app: faust.App, reloader: WatchlistReloader, metrics: ProcessorMetrics, *,

@@ -23,7 +23,7 @@ def create_app(config: AppConfig, *, partitions: int, app_suffix: str = APP_SUFF
     The table store is `memory://`: the state it keeps (matched article ids for the dedup window
     and the open stories) is small, and it is rebuilt from the compacted changelog topics at
     start-up; RocksDB would need a native module that is not among the project's dependencies.
-    `partitions` must equal the articles topic's, so tables are co-partitioned with it.
+    `partitions` is the articles topic's (the default for topics faust creates; tables set their own).
     """
     return faust.App(
         f"{config.kafka.topic_prefix}{app_suffix}",

@@ -21,18 +21,20 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class Seen:
-    """Where and when an article id was first matched."""
+    """Where (articles partition and offset) and when an article id was first matched, and the
+    state partition whose changelog keeps the entry."""
 
     partition: int
     offset: int
     seen_ms: int
+    state_partition: int = 0
 
     def to_json_dict(self) -> dict:
-        return {"p": self.partition, "o": self.offset, "ms": self.seen_ms}
+        return {"p": self.partition, "o": self.offset, "ms": self.seen_ms, "sp": self.state_partition}
 
     @classmethod
     def from_json_dict(cls, data: dict) -> "Seen":
-        return cls(partition=data["p"], offset=data["o"], seen_ms=data["ms"])
+        return cls(partition=data["p"], offset=data["o"], seen_ms=data["ms"], state_partition=data.get("sp", 0))
 
 
 def judge(previous: Seen | None, partition: int, offset: int) -> Verdict:

@@ -1,9 +1,10 @@
 """Prometheus metrics of the processor (served by `newswatch process --metrics-port`, default 9102).
 
-    newswatch_processor_articles_total{outcome}      matched, no_topics, duplicate, dead_letter
+    newswatch_processor_articles_total{outcome}      detection: candidate, no_topics, dead_letter
+    newswatch_processor_candidates_total{outcome}    story stage: matched, duplicate, dead_letter, not_owned
     newswatch_processor_matches_total{topic}         matches produced per watchlist topic
-    newswatch_processor_batch_seconds                time to process one batch (histogram)
-    newswatch_processor_batch_size                   records per batch (histogram)
+    newswatch_processor_batch_seconds{stage}         time to process one batch (histogram)
+    newswatch_processor_batch_size{stage}            records per batch (histogram)
     newswatch_processor_match_latency_seconds        article appended to Kafka -> its match sent
     newswatch_processor_consumer_lag{partition}      records on the articles topic not yet processed
     newswatch_processor_watchlist_reloads_total{result}  reloaded, invalid, same_rules
@@ -16,7 +17,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from processors.pipeline import BatchReport
+from processors.pipeline import DetectionReport
+from processors.story_stage import StoryReport
 
 
 def consumer_lag(highwaters: Mapping[int, int | None], next_offsets: Mapping[int, int]) -> dict[int, int]:
@@ -43,9 +45,11 @@ class ProcessorMetrics:
                                 registry=registry)
         self.matches = Counter(f"{prefix}_matches", "Matches produced, by watchlist topic", ["topic"],
                                registry=registry)
-        self.batch_seconds = Histogram(f"{prefix}_batch_seconds", "Time to process one batch of articles",
+        self.candidates = Counter(f"{prefix}_candidates", "Candidate records handled by the story stage, by outcome",
+                                  ["outcome"], registry=registry)
+        self.batch_seconds = Histogram(f"{prefix}_batch_seconds", "Time to process one batch, by stage", ["stage"],
                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=registry)
-        self.batch_size = Histogram(f"{prefix}_batch_size", "Article records per batch",
+        self.batch_size = Histogram(f"{prefix}_batch_size", "Records per batch, by stage", ["stage"],
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000), registry=registry)
         self.match_latency = Histogram(f"{prefix}_match_latency_seconds",
                                        "From the article's append to the articles topic to its match being sent",
@@ -58,11 +62,17 @@ class ProcessorMetrics:
                                registry=registry)
         self._live_version: str | None = None
 
-    def observe_batch(self, report: BatchReport, size: int, seconds: float, now_ms: int) -> None:
-        self.batch_seconds.observe(seconds)
-        self.batch_size.observe(size)
+    def observe_detection(self, report: DetectionReport, size: int, seconds: float) -> None:
+        self.batch_seconds.labels("detection").observe(seconds)
+        self.batch_size.labels("detection").observe(size)
         for outcome, count in report.outcomes.items():
             self.articles.labels(outcome).inc(count)
+
+    def observe_stories(self, report: StoryReport, size: int, seconds: float, now_ms: int) -> None:
+        self.batch_seconds.labels("story").observe(seconds)
+        self.batch_size.labels("story").observe(size)
+        for outcome, count in report.outcomes.items():
+            self.candidates.labels(outcome).inc(count)
         for topic, count in report.topics.items():
             self.matches.labels(topic).inc(count)
         for match in report.matches:

@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from types import EllipsisType
 
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
@@ -111,6 +112,11 @@ class Sketcher:
                           scheme=self.scheme)
         minhash.update_batch(list(pairs))
         return LeanMinHash(minhash)
+
+    def signature(self, article: Article) -> tuple[int, ...] | None:
+        """The sketch's hash values, as carried from detection to the story stage (Candidate)."""
+        sketch = self.sketch(article)
+        return None if sketch is None else tuple(sketch.hashvalues.tolist())
 
     def restore(self, hashvalues: Iterable[int]) -> LeanMinHash:
         return LeanMinHash(seed=self.seed, hashvalues=list(hashvalues), scheme=self.scheme)
@@ -220,14 +226,20 @@ class StoryIndex:
                 best = rank
         return self._stories[best[2]] if best else None
 
-    def assign(self, article: Article, at_ms: int, partition: int = 0) -> StoryAssignment:
-        """Put `article` (seen at stream time `at_ms`) into a story and say which.
+    def assign(self, article: Article, at_ms: int, partition: int = 0,
+               signature: tuple[int, ...] | None | EllipsisType = ...) -> StoryAssignment:
+        """Put `article` (seen at stream time `at_ms`) into a story and say which; `partition` is
+        the state partition the story's record belongs to. `signature` is the article's sketch
+        when it was made already (Sketcher.signature; None for no words), else it is made here.
 
         Deterministic for a given index state; and when the index already lists the article
         (a replay after a crash), it returns the same story and the sources as they were then.
         """
         lang = article.lang or UNKNOWN_LANG
-        signature = self.sketcher.sketch(article)
+        if signature is ...:
+            signature = self.sketcher.sketch(article)
+        elif signature is not None:
+            signature = self.sketcher.restore(signature)
         if signature is None:  # nothing to compare: a story of its own
             story_id = story_id_for(lang, article.id)
             return StoryAssignment(story_id, (source_of(article),), None, True)

@@ -1,9 +1,9 @@
 """The processor's state as faust tables with changelog topics: matched article ids (dedup) and
 open stories. `TableState` adapts a table to the pipeline's KeyValueState.
 
-Writes name their changelog partition explicitly (the partition of the article that caused
-them), because one batch mixes records of several partitions and faust would otherwise use the
-partition of whichever event it saw last.
+Writes name their changelog partition explicitly (the candidates partition of the record that
+caused them), because the story stage writes outside faust's per-event context and faust would
+otherwise use the partition of whichever event it saw last.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ class ProcessorTables:
 
 
 def declare_tables(app: faust.App, partitions: int) -> ProcessorTables:
-    """Both tables, co-partitioned with the articles topic (`partitions` partitions)."""
+    """Both tables, co-partitioned with the candidates topic (`partitions` partitions): the story
+    stage's state moves with the candidates partition it belongs to."""
     def table(name: str, help_: str) -> faust.Table:
         schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
         return app.Table(name, schema=schema, partitions=partitions, help=help_)

@@ -16,6 +16,7 @@ from newswatch.kafka_settings import Topics
 @dataclass(frozen=True)
 class ProcessorTopics:
     articles: faust.TopicT
+    candidates: faust.TopicT
     matches: faust.TopicT
     articles_dlq: faust.TopicT
 
@@ -26,6 +27,7 @@ def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
 
 
 def declare_topics(app: faust.App, names: Topics) -> ProcessorTopics:
-    """The articles (input), matches (output) and articles DLQ topics under `names.prefix`."""
-    return ProcessorTopics(articles=_raw_topic(app, names.articles), matches=_raw_topic(app, names.matches),
-                           articles_dlq=_raw_topic(app, names.articles_dlq))
+    """The articles (input), candidates (detection -> story stage), matches (output) and articles
+    DLQ topics under `names.prefix`."""
+    return ProcessorTopics(articles=_raw_topic(app, names.articles), candidates=_raw_topic(app, names.candidates),
+                           matches=_raw_topic(app, names.matches), articles_dlq=_raw_topic(app, names.articles_dlq))

@@ -1,5 +1,7 @@
-"""Assembles one processor worker (topics, tables, pipeline, agent, reloads, metrics) on a faust
-App and runs it until SIGTERM or SIGINT. The detector and watchlist loader are passed in.
+"""Assembles one processor worker (topics, tables, both stages and their agents, reloads, metrics)
+on a faust App and runs it until SIGTERM or SIGINT. The detector and watchlist loader are passed in.
+Several workers with the same topic prefix form one consumer group: detection spreads over the
+articles partitions, and the story stage runs in whichever worker owns the candidates partition.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from newswatch.config import AppConfig
 from newswatch.errors import ConfigError
 from newswatch.logs import log_event, setup_logging
 from newswatch.topic_setup import TopicSpec, ensure_topics
-from processors.agents import register_processor_agent, register_watchlist_reloads
+from processors.agents import (owned_partitions, register_detection_agent, register_story_agent,
+                               register_watchlist_reloads)
 from processors.app import create_app
 from processors.metrics import ProcessorMetrics
-from processors.pipeline import ArticleProcessor, Detector
+from processors.pipeline import DetectionStage, Detector
 from processors.reload import WatchlistReloader
 from processors.stories import Sketcher, StoryIndex
+from processors.story_stage import StoryStage
 from processors.tables import TableState, declare_tables
 from processors.topics import declare_topics
 
@@ -44,15 +48,20 @@ def watchlist_folder(config: AppConfig) -> Path:
     return folder
 
 
-def ensure_processor_topics(config: AppConfig) -> int:
+# The story stage sees every matched article of the stream, so its topic has one partition
+# (docs/processors.md gives its measured ceiling).
+CANDIDATE_PARTITIONS = 1
+
+
+def ensure_processor_topics(config: AppConfig) -> dict[str, int]:
     """Create the topics the worker reads and writes when missing (any stage may start first);
-    return the articles topic's partition count, as it is on the broker."""
+    return each one's partition count, as it is on the broker."""
     names = config.kafka.topics
-    counts = ensure_topics(config.kafka.bootstrap(), [TopicSpec(names.articles, names.partitions),
-                                                      TopicSpec(names.matches, names.partitions),
-                                                      TopicSpec(names.articles_dlq, 1)],
-                           client_id="newswatch-processor-setup")
-    return counts[names.articles]
+    return ensure_topics(config.kafka.bootstrap(), [TopicSpec(names.articles, names.partitions),
+                                                    TopicSpec(names.candidates, CANDIDATE_PARTITIONS),
+                                                    TopicSpec(names.matches, names.partitions),
+                                                    TopicSpec(names.articles_dlq, 1)],
+                         client_id="newswatch-processor-setup")
 
 
 @dataclass
@@ -60,10 +69,11 @@ class ProcessorWorker:
     """The pieces of one worker, kept together so tests and the CLI can reach them."""
 
     app: faust.App
-    processor: ArticleProcessor
+    detection: DetectionStage
+    story_stage: StoryStage
     reloader: WatchlistReloader
     metrics: ProcessorMetrics
-    partitions: int
+    partitions: int  # of the articles topic
 
 
 def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Callable[[Path], Any],
@@ -71,22 +81,26 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
     """Load the watchlists (ConfigError if they are bad), make sure the topics exist and wire the App."""
     settings = config.process
     reloader = WatchlistReloader(watchlist_folder(config), load_watchlists)
-    partitions = ensure_processor_topics(config)
-    app = create_app(config, partitions=partitions)
-    topics = declare_topics(app, config.kafka.topics)
-    tables = declare_tables(app, partitions)
-    stories = StoryIndex(Sketcher(), similarity=settings.story_similarity, window_ms=_ms(settings.story_window),
+    names = config.kafka.topics
+    counts = ensure_processor_topics(config)
+    app = create_app(config, partitions=counts[names.articles])
+    topics = declare_topics(app, names)
+    tables = declare_tables(app, counts[names.candidates])
+    sketcher = Sketcher()
+    detection = DetectionStage(detect=detect, current_watchlist=lambda: reloader.current, sketcher=sketcher)
+    stories = StoryIndex(sketcher, similarity=settings.story_similarity, window_ms=_ms(settings.story_window),
                          max_sources=settings.max_sources)
-    processor = ArticleProcessor(detect=detect, current_watchlist=lambda: reloader.current, stories=stories,
-                                 processed=TableState(tables.processed), story_state=TableState(tables.stories),
-                                 dedup_retention_ms=_ms(settings.dedup_retention),
-                                 purge_every_ms=min(60_000, _ms(settings.dedup_retention) // 2,
-                                                    _ms(settings.story_window) // 2))
+    story_stage = StoryStage(stories=stories, processed=TableState(tables.processed),
+                             story_state=TableState(tables.stories), dedup_retention_ms=_ms(settings.dedup_retention),
+                             purge_every_ms=min(60_000, _ms(settings.dedup_retention) // 2,
+                                                _ms(settings.story_window) // 2),
+                             owns=owned_partitions(app, names.candidates))
     metrics = ProcessorMetrics(registry)
-    register_processor_agent(app, topics, processor, metrics, batch_size=settings.batch_size,
-                             batch_within=settings.batch_within.total_seconds())
+    batching = {"batch_size": settings.batch_size, "batch_within": settings.batch_within.total_seconds()}
+    register_detection_agent(app, topics, detection, metrics, **batching)
+    register_story_agent(app, topics, story_stage, metrics, **batching)
     register_watchlist_reloads(app, reloader, metrics, interval=settings.reload_interval.total_seconds())
-    return ProcessorWorker(app, processor, reloader, metrics, partitions)
+    return ProcessorWorker(app, detection, story_stage, reloader, metrics, counts[names.articles])
 
 
 def _exit_after_grace(signal_name: str, grace: float) -> None:

@@ -84,6 +84,7 @@ def summarize(stage_samples: Mapping[str, list[Sample] | None], alerts_received:
         errors += _total(ingest, "newswatch_ingest_feed_errors_total")
     if process is not None:
         errors += _total(process, "newswatch_processor_articles_total", outcome="dead_letter")
+        errors += _total(process, "newswatch_processor_candidates_total", outcome="dead_letter")
     if alerts is not None:
         errors += _total_except(alerts, "newswatch_alerts_deliveries_total", "outcome", {"delivered", "retry"})
     return StatusSnapshot(

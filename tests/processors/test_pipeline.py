@@ -136,7 +136,7 @@ def test_dedup_entries_and_closed_stories_are_purged_by_stream_time():
 def test_an_unexpected_failure_on_one_record_dead_letters_it_and_the_batch_goes_on():
     processor, _, _ = make_processor()
 
-    def broken_assign(article, at_ms, partition=0):
+    def broken_assign(article, at_ms, partition=0, signature=...):
         raise KeyError("index out of step")
 
     processor.stories.assign = broken_assign

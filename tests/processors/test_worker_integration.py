@@ -81,10 +81,11 @@ def test_thousand_labelled_articles_and_the_seed_give_exactly_the_expected_match
     def metrics_caught_up():
         values = worker.metrics()
         return values.get(("newswatch_processor_articles_total", (("outcome", "no_topics"),))) == 1001 - len(expected) \
+            and values.get(("newswatch_processor_candidates_total", (("outcome", "matched"),))) == len(expected) \
             and values
 
-    values = wait_until(metrics_caught_up, 30, "metrics count every article")
-    assert values[("newswatch_processor_articles_total", (("outcome", "matched"),))] == len(expected)
+    values = wait_until(metrics_caught_up, 30, "metrics count every article and every match")
+    assert values[("newswatch_processor_articles_total", (("outcome", "candidate"),))] == len(expected)
     for topic, count in per_topic.items():
         assert values[("newswatch_processor_matches_total", (("topic", topic),))] == count
     assert values[("newswatch_processor_consumer_lag", (("partition", "0"),))] == 0
