@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 
 import faust
@@ -23,7 +23,7 @@ from faust.types import TP
 
 from newswatch.logs import log_event
 from processors.metrics import ProcessorMetrics, consumer_lag
-from processors.pipeline import DetectionStage, InboundRecord
+from processors.pipeline import DetectionStage, EncodedDetection, InboundRecord
 from processors.reload import WatchlistReloader
 from processors.story_stage import StoryStage
 from processors.topics import ProcessorTopics
@@ -58,7 +58,17 @@ def _widen_producer_buffer(app: faust.App, batch_size: int) -> None:
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * batch_size)
 
 
-def register_detection_agent(app: faust.App, topics: ProcessorTopics, detection: DetectionStage,
+DetectBatch = Callable[[Sequence[InboundRecord], datetime], Awaitable[EncodedDetection]]
+
+
+def in_the_loop(detection: DetectionStage) -> DetectBatch:
+    """Detection run by the event loop itself (see processors.detect_pool for beside it)."""
+    async def detect(records: Sequence[InboundRecord], now: datetime) -> EncodedDetection:
+        return detection.process(records, now).encoded()
+    return detect
+
+
+def register_detection_agent(app: faust.App, topics: ProcessorTopics, detect_batch: DetectBatch,
                              metrics: ProcessorMetrics, *, batch_size: int, batch_within: float,
                              clock: Callable[[], datetime] = utc_now) -> faust.types.AgentT:
     """Add the articles -> candidates agent to `app`; returns the agent."""
@@ -70,13 +80,13 @@ def register_detection_agent(app: faust.App, topics: ProcessorTopics, detection:
         async for events in stream.take_events(batch_size, within=batch_within):
             started = time.perf_counter()
             records = [inbound(event) for event in events]
-            report = detection.process(records, clock())
+            report = await detect_batch(records, clock())
             # Sent before take_events acks the batch, and faust flushes the producer before it
             # commits offsets: a candidate is in Kafka before its article counts as consumed.
-            for key, value in report.candidate_messages():
+            for key, value in report.candidates:
                 await topics.candidates.send(key=key, value=value)
-            for key, dead_letter in report.dead_letters:
-                await topics.articles_dlq.send(key=key, value=dead_letter.encode())
+            for key, value in report.dead_letters:
+                await topics.articles_dlq.send(key=key, value=value)
             for record in records:
                 next_offsets[record.partition] = max(next_offsets.get(record.partition, 0), record.offset + 1)
             metrics.observe_detection(report, len(records), time.perf_counter() - started)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from processors.pipeline import DetectionReport
+from processors.pipeline import DetectionReport, EncodedDetection
 from processors.story_stage import StoryReport
 
 
@@ -62,7 +62,7 @@ class ProcessorMetrics:
                                registry=registry)
         self._live_version: str | None = None
 
-    def observe_detection(self, report: DetectionReport, size: int, seconds: float) -> None:
+    def observe_detection(self, report: DetectionReport | EncodedDetection, size: int, seconds: float) -> None:
         self.batch_seconds.labels("detection").observe(seconds)
         self.batch_size.labels("detection").observe(size)
         for outcome, count in report.outcomes.items():

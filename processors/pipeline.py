@@ -27,7 +27,8 @@ from processors.records import STAGE, InboundRecord, KeyValueState, MemoryState,
 from processors.stories import Sketcher, StoryIndex
 from processors.story_stage import StoryReport, StoryStage
 
-__all__ = ["STAGE", "ArticleProcessor", "BatchReport", "DetectionReport", "DetectionStage", "InboundRecord",
+__all__ = ["STAGE", "ArticleProcessor", "BatchReport", "DetectionReport", "DetectionStage", "EncodedDetection",
+           "InboundRecord",
            "KeyValueState", "MemoryState", "dead_letter_for"]
 
 log = logging.getLogger("newswatch.processors")
@@ -46,6 +47,20 @@ class DetectionReport:
     def candidate_messages(self) -> list[tuple[bytes, bytes]]:
         """(key, value) pairs for the candidates topic: keyed by language."""
         return [(c.key(), c.encode()) for c in self.candidates]
+
+    def encoded(self) -> "EncodedDetection":
+        return EncodedDetection(candidates=self.candidate_messages(),
+                                dead_letters=[(key, letter.encode()) for key, letter in self.dead_letters],
+                                outcomes=self.outcomes)
+
+
+@dataclass(frozen=True)
+class EncodedDetection:
+    """A DetectionReport as the records to send (cheap to hand from a detection process to the worker)."""
+
+    candidates: list[tuple[bytes, bytes]]
+    dead_letters: list[tuple[bytes | None, bytes]]
+    outcomes: Counter
 
 
 class DetectionStage:

@@ -22,8 +22,9 @@ from newswatch.config import AppConfig
 from newswatch.errors import ConfigError
 from newswatch.logs import log_event, setup_logging
 from newswatch.topic_setup import TopicSpec, ensure_topics
-from processors.agents import (owned_partitions, register_detection_agent, register_story_agent,
+from processors.agents import (in_the_loop, owned_partitions, register_detection_agent, register_story_agent,
                                register_watchlist_reloads)
+from processors.detect_pool import DetectionProcess
 from processors.app import create_app
 from processors.metrics import ProcessorMetrics
 from processors.pipeline import DetectionStage, Detector
@@ -97,7 +98,13 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
                              owns=owned_partitions(app, names.candidates))
     metrics = ProcessorMetrics(registry)
     batching = {"batch_size": settings.batch_size, "batch_within": settings.batch_within.total_seconds()}
-    register_detection_agent(app, topics, detection, metrics, **batching)
+    if settings.detection_process:
+        child = DetectionProcess(detect=detect, current_watchlist=lambda: reloader.current)
+        app.on_before_shutdown.connect(lambda sender, **kwargs: child.close())
+        detect_batch = child.detect
+    else:
+        detect_batch = in_the_loop(detection)
+    register_detection_agent(app, topics, detect_batch, metrics, **batching)
     register_story_agent(app, topics, story_stage, metrics, **batching)
     register_watchlist_reloads(app, reloader, metrics, interval=settings.reload_interval.total_seconds())
     return ProcessorWorker(app, detection, story_stage, reloader, metrics, counts[names.articles])
