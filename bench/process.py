@@ -1,12 +1,18 @@
-"""Benchmark: articles per second through `newswatch process` (default topic packs) next to a
-passthrough faust worker (same App settings and batching, consume and produce, no detection),
-both on the real broker, in the same run, over the same pre-filled articles topic.
+"""Benchmark: `newswatch process` with 1, 2 and 3 workers, the story stage alone, and a passthrough
+faust worker (same App settings and batching, consume and produce, no detection) as the baseline,
+all on the same broker in the same run.
 
-    .venv/bin/python bench/process.py [--articles 20000] [--match-share 0.1] [--rounds 2]
+    .venv/bin/python bench/process.py [--articles 20000] [--match-share 0.45] [--workers 1,2,3]
+                                      [--in-loop]
 
+Every run gets a fresh topic prefix whose articles topic (3 partitions) is filled first. The
+workers are real subprocesses; rates come from their own Prometheus counters, over the window
+from the moment the whole group is stable (every worker has joined) to the last record, so
+start-up and rebalancing are not counted. A processor run ends when every candidate has become
+a match (end to end, not just detected). The story stage alone reads a candidates topic copied
+from the one-worker run, with no articles to detect. `--in-loop` adds a one-worker run with
+detection in the event loop (process.detection_process: false), to see what the child process buys.
 Uses NEWSWATCH_KAFKA_BOOTSTRAP when set, else starts a throwaway local broker on free ports.
-Each worker is a real subprocess; its rate is taken from its own Prometheus counter, from its
-first processed batch to its last, so start-up and rebalancing are not counted.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,8 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 from newswatch.broker import local  # noqa: E402
 from newswatch.kafka_settings import BOOTSTRAP_ENV, Topics  # noqa: E402
+
+PARTITIONS = 3
 
 
 # --- the passthrough worker (run as a subprocess by this script) ---------------------------------
@@ -73,14 +80,14 @@ def produce_articles(bootstrap: str, topic: str, count: int, match_share: float)
     from tests.processors.corpus import labelled_articles
     from tests.support.kafka import create_topics
 
-    create_topics(bootstrap, topic)
+    create_topics(bootstrap, topic, partitions=PARTITIONS)
     corpus = labelled_articles(count, seed=11, id_prefix="bench")
     rng = random.Random(3)
     # Keep about `match_share` of the articles with topics (news feeds are mostly other news).
     with_topics = [item for item in corpus if item.topics]
     without = [item for item in corpus if not item.topics]
     wanted = int(count * match_share)
-    chosen = rng.sample(with_topics, min(wanted, len(with_topics)))
+    chosen = [with_topics[i % len(with_topics)] for i in range(wanted)]
     chosen += [without[i % len(without)] for i in range(count - len(chosen))]
     rng.shuffle(chosen)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks=1)
@@ -92,57 +99,110 @@ def produce_articles(bootstrap: str, topic: str, count: int, match_share: float)
     return {"articles": len(chosen), "with_topics": sum(1 for item in chosen if item.topics)}
 
 
-def handled_count(port: int) -> float:
+def copy_topic(bootstrap: str, source: str, target: str) -> int:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from tests.support.kafka import create_topics
+
+    create_topics(bootstrap, target)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks=1)
+    tp = TopicPartition(source, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    copied = 0
+    while consumer.position(tp) < end:
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                producer.send(target, key=record.key, value=record.value)
+                copied += 1
+    producer.flush()
+    producer.close()
+    consumer.close()
+    return copied
+
+
+def counters(port: int) -> dict[str, float]:
+    """The worker's totals: articles detected (or passed through) and candidates handled."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             text = response.read().decode()
     except OSError:
-        return -1.0
-    total = 0.0
+        return {}
+    totals = {"articles": 0.0, "candidates": 0.0}
     for family in text_string_to_metric_families(text):
-        if family.name == "newswatch_processor_articles":
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return total
+        for kind in totals:
+            if family.name == f"newswatch_processor_{kind}":
+                totals[kind] += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return totals
 
 
-def measure(command: list[str], port: int, expected: int, env: dict, timeout: float, log_path: Path) -> dict:
-    """Run one worker until it has handled `expected` articles; rate from first batch to last."""
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            started = time.monotonic()
-            first_at = first_count = None
-            while True:
-                count = handled_count(port)
-                now = time.monotonic()
-                if count > 0 and first_at is None:
-                    first_at, first_count = now, count
-                if count >= expected:
-                    break
+def group_is_stable(bootstrap: str, group: str, members: int) -> bool:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-process")
+    try:
+        description = admin.describe_groups([group])[group]
+        return description.get("group_state") == "Stable" and len(description["members"]) == members
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def measure(commands: list[list[str]], ports: list[int], *, until: str, expected: int, group: str,
+            bootstrap: str, env: dict, timeout: float, logs: Path) -> dict:
+    """Run the workers until counter `until` ("articles" or "candidates") reaches `expected` over all
+    of them; returns each counter's rate per worker over the stable window."""
+    workers = []
+    for n, command in enumerate(commands):
+        log = open(logs / f"{group}-{n}.log", "w")
+        workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+    try:
+        started = time.monotonic()
+        window_start = None
+        while True:
+            now = time.monotonic()
+            per_worker = [counters(port) for port in ports]
+            total = sum(c.get(until, 0.0) for c in per_worker)
+            if window_start is None and group_is_stable(bootstrap, group, len(commands)):
+                window_start = (time.monotonic(), [counters(port) for port in ports])
+            if total >= expected:
+                done_at, final = time.monotonic(), per_worker
+                break
+            for worker in workers:
                 if worker.poll() is not None:
-                    raise SystemExit(f"worker exited early ({worker.returncode}); see {log_path}")
-                if now - started > timeout:
-                    raise SystemExit(f"worker handled {count}/{expected} in {timeout:.0f} s; see {log_path}")
-                time.sleep(0.02)
-            done_at = time.monotonic()
-        finally:
+                    raise SystemExit(f"a worker exited early ({worker.returncode}); see {logs}")
+            if now - started > timeout:
+                raise SystemExit(f"{until} {total:.0f}/{expected} in {timeout:.0f} s; see {logs}")
+            time.sleep(0.05)
+    finally:
+        for worker in workers:
             worker.send_signal(signal.SIGTERM)
+        for worker in workers:
             try:
-                code = worker.wait(timeout=60)
+                worker.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 worker.kill()
-                code = "killed"
-    elapsed = max(done_at - first_at, 1e-6)
-    return {"rate": (expected - first_count) / elapsed, "startup_s": first_at - started, "exit": code}
+    if window_start is None:
+        raise SystemExit(f"the group {group} never became stable before the run ended")
+    begun, at_start = window_start
+    elapsed = max(done_at - begun, 1e-6)
+    rates = {kind: [(end.get(kind, 0.0) - start.get(kind, 0.0)) / elapsed for start, end in zip(at_start, final)]
+             for kind in ("articles", "candidates")}
+    return {"rates": rates, "elapsed_s": elapsed, "startup_s": begun - started}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=20_000)
-    parser.add_argument("--match-share", type=float, default=0.1,
-                        help="share of articles that raise a topic (default 0.1)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each worker")
+    parser.add_argument("--match-share", type=float, default=0.45,
+                        help="share of articles that raise a topic (default 0.45)")
+    parser.add_argument("--workers", default="1,2,3", help="worker counts to run (default 1,2,3)")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--in-loop", action="store_true", help="also run one worker with detection in the loop")
     parser.add_argument("--passthrough-worker", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.passthrough_worker:
@@ -156,41 +216,80 @@ def main() -> None:
         broker = local.LocalBroker(data_dir=work / "kafka", port=local.free_port(),
                                    controller_port=local.free_port(), heap_mb=768)
         bootstrap = broker.start(timeout=180)[0].bootstrap
+    env = {**os.environ, BOOTSTRAP_ENV: bootstrap}
+    logs = work / "logs"
+    logs.mkdir()
+
+    def config_for(prefix: str, detection_process: bool = True) -> Path:
+        path = work / f"{prefix}yaml"
+        path.write_text(f'kafka:\n  topic_prefix: "{prefix}"\n  partitions: {PARTITIONS}\n'
+                        f"watchlists: {ROOT / 'seeds' / 'watchlists'}\n"
+                        f"process:\n  batch_size: {args.batch_size}\n"
+                        f"  detection_process: {'true' if detection_process else 'false'}\n")
+        return path
+
+    def process_commands(config: Path, count: int) -> tuple[list[list[str]], list[int]]:
+        ports = [local.free_port() for _ in range(count)]
+        return [[sys.executable, "-m", "newswatch", "process", "--config", str(config), "--metrics-port", str(p)]
+                for p in ports], ports
+
+    results: list[tuple[str, dict]] = []
+
+    def report(label: str, figures: dict, kind: str = "articles", unit: str = "articles/s") -> float:
+        per_worker = figures["rates"][kind]
+        results.append((label, sum(per_worker)))
+        each = " + ".join(f"{r:.0f}" for r in per_worker)
+        print(f"{label:<38} {sum(per_worker):8.0f} {unit} (per worker {each}; window {figures['elapsed_s']:.1f} s, "
+              f"start-up {figures['startup_s']:.1f} s)", flush=True)
+        return sum(per_worker)
+
     try:
-        results: dict[str, list[dict]] = {"passthrough": [], "process": []}
-        for round_no in range(args.rounds):
+        produced = None
+        first_prefix = None
+        runs = [("passthrough", 1, True)] + [("process", int(n), True) for n in args.workers.split(",")]
+        if args.in_loop:
+            runs.append(("process-in-loop", 1, False))
+        for kind, count, detection_process in runs:
             prefix = f"bench.{uuid.uuid4().hex[:8]}."
-            config = work / f"newswatch-{round_no}.yaml"
-            config.write_text(f'kafka:\n  topic_prefix: "{prefix}"\nwatchlists: {ROOT / "seeds" / "watchlists"}\n'
-                              f"process:\n  batch_size: {args.batch_size}\n")
             produced = produce_articles(bootstrap, Topics(prefix).articles, args.articles, args.match_share)
-            env = {**os.environ, BOOTSTRAP_ENV: bootstrap}
-            order = ["passthrough", "process"] if round_no % 2 == 0 else ["process", "passthrough"]
-            for kind in order:
+            config = config_for(prefix, detection_process)
+            if kind == "passthrough":
                 port = local.free_port()
-                if kind == "process":
-                    command = [sys.executable, "-m", "newswatch", "process", "--config", str(config),
-                               "--metrics-port", str(port)]
-                else:
-                    command = [sys.executable, __file__, "--passthrough-worker", str(config), str(port)]
-                figures = measure(command, port, produced["articles"], env, timeout=600,
-                                  log_path=work / f"{kind}-{round_no}.log")
-                results[kind].append(figures)
-                print(f"round {round_no + 1} {kind:<11} {figures['rate']:8.0f} articles/s "
-                      f"(start-up {figures['startup_s']:.1f} s, exit {figures['exit']})", flush=True)
-        best = {kind: max(r["rate"] for r in runs) for kind, runs in results.items()}
-        median = {kind: statistics.median(r["rate"] for r in runs) for kind, runs in results.items()}
+                figures = measure([[sys.executable, __file__, "--passthrough-worker", str(config), str(port)]], [port],
+                                  until="articles", expected=produced["articles"],
+                                  group=f"{prefix}bench-passthrough", bootstrap=bootstrap, env=env, timeout=900,
+                                  logs=logs)
+                report("passthrough (consume + produce)", figures)
+                continue
+            # End to end: the run ends when every candidate has become a match.
+            commands, ports = process_commands(config, count)
+            figures = measure(commands, ports, until="candidates", expected=produced["with_topics"],
+                              group=f"{prefix}processor", bootstrap=bootstrap, env=env, timeout=1200, logs=logs)
+            report(f"newswatch process x{count}" + ("" if detection_process else " (detection in loop)"), figures)
+            if count == 1 and detection_process and first_prefix is None:
+                first_prefix = prefix
+
+        # The story stage alone: the one-worker run's candidates, nothing to detect.
+        prefix = f"bench.{uuid.uuid4().hex[:8]}."
+        copied = copy_topic(bootstrap, Topics(first_prefix or prefix).candidates, Topics(prefix).candidates)
+        commands, ports = process_commands(config_for(prefix), 1)
+        story_figures = measure(commands, ports, until="candidates", expected=copied, group=f"{prefix}processor",
+                                bootstrap=bootstrap, env=env, timeout=900, logs=logs)
+        story_rate = report("story stage alone", story_figures, kind="candidates", unit="matches/s")
+
+        base = results[0][1]
         print()
-        print(f"articles per run: {produced['articles']} ({produced['with_topics']} raise a topic), "
-              f"batch size {args.batch_size}, broker {bootstrap}")
-        print(f"passthrough (consume + produce)   best {best['passthrough']:8.0f}  median "
-              f"{median['passthrough']:8.0f} articles/s")
-        print(f"newswatch process (default packs) best {best['process']:8.0f}  median "
-              f"{median['process']:8.0f} articles/s")
-        print(f"ratio process / passthrough: best {best['process'] / best['passthrough']:.2f}, median "
-              f"{median['process'] / median['passthrough']:.2f} (goal >= 0.5); goal >= 3000 articles/s "
-              f"(median): {'met' if median['process'] >= 3000 else 'NOT met'}")
-        print("the machine is shared and has 2 cores: figures vary by run")
+        print(f"articles per run: {produced['articles']} ({produced['with_topics']} raise a topic, "
+              f"match share {args.match_share:.2f}), {PARTITIONS} partitions, batch size {args.batch_size}, "
+              f"broker {bootstrap}")
+        for label, rate in results[1:-1]:
+            print(f"ratio {label} / passthrough: {rate / base:.2f}")
+        one = dict(results).get("newswatch process x1")
+        if one is not None:
+            print(f"goal: one worker >= 0.5x passthrough at this match share: {'met' if one / base >= 0.5 else 'NOT met'}")
+        print(f"story stage ceiling: {story_rate:.0f} matches/s = {story_rate * 86_400 / 1e6:.1f} M matched "
+              f"articles/day (one partition, one worker)")
+        print("the machine is shared: figures vary by run; compare ratios within a run")
     finally:
         if broker is not None:
             broker.stop(timeout=30)

@@ -175,3 +175,27 @@ def test_article_without_words_is_its_own_story():
     one = stories.assign(article("x", "", ""), at_ms=0)
     two = stories.assign(article("y", "", ""), at_ms=0)
     assert one.story_id != two.story_id and one.record is None
+
+
+def test_the_band_index_finds_the_same_candidates_as_minhash_lsh():
+    import random
+
+    from datasketch import MinHashLSH
+
+    from processors.stories import BandIndex
+
+    sketcher = Sketcher()
+    rng = random.Random(5)
+    vocabulary = [f"w{n}" for n in range(60)]
+    texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(3, 25))) for _ in range(200)]
+    signatures = [sketcher.sketch(article(f"a{n}", text)) for n, text in enumerate(texts)]
+    ours, theirs = BandIndex(threshold=0.5, num_perm=sketcher.num_perm), MinHashLSH(threshold=0.5, num_perm=64)
+    for n, signature in enumerate(signatures[:150]):
+        ours.insert(f"a{n}", signature)
+        theirs.insert(f"a{n}", signature)
+    for n in range(0, 150, 3):
+        ours.remove(f"a{n}")
+        theirs.remove(f"a{n}")
+    found = [ours.query(signature) for signature in signatures]
+    assert found == [set(theirs.query(signature)) for signature in signatures]
+    assert sum(map(len, found)) > 100, "the texts share enough words for bands to collide"

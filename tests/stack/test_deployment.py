@@ -35,9 +35,9 @@ def _tool(name: str) -> str:
     return found
 
 
-def _compose(*args: str) -> subprocess.CompletedProcess:
+def _compose(*args: str, **variables: str) -> subprocess.CompletedProcess:
     # A clean environment: no .env values or COMPOSE_* settings of the person running the tests leak in.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **variables}
     return subprocess.run([_tool("docker-compose"), "-f", str(COMPOSE_FILE), "--project-directory", str(REPO),
                            *args], capture_output=True, text=True, env=env, timeout=60)
 
@@ -53,6 +53,14 @@ def test_compose_config_is_valid():
     result = _compose("config", "-q")
     assert result.returncode == 0, f"docker-compose config -q failed:\n{result.stderr}"
     assert result.stderr.strip() == "", f"warnings from docker-compose:\n{result.stderr}"
+
+
+def test_processors_scale_out_by_replicas_one_by_default(compose):
+    assert compose["services"]["process"]["deploy"]["replicas"] == 1
+    assert "ports" not in compose["services"]["process"], "replicas would clash on a published port"
+    scaled = _compose("config", "--format", "json", NEWSWATCH_PROCESS_REPLICAS="3")
+    assert scaled.returncode == 0, scaled.stderr
+    assert json.loads(scaled.stdout)["services"]["process"]["deploy"]["replicas"] == 3
 
 
 def test_kafka_is_the_local_brokers_version_single_node_kraft_with_healthcheck_and_volume(compose):
