@@ -90,7 +90,13 @@ def register_detection_agent(app: faust.App, topics: ProcessorTopics, detect_bat
             for record in records:
                 next_offsets[record.partition] = max(next_offsets.get(record.partition, 0), record.offset + 1)
             metrics.observe_detection(report, len(records), time.perf_counter() - started)
-            highwaters = {p: app.consumer.highwater(TP(topics.articles.get_topic_name(), p)) for p in next_offsets}
+            # Lag of the partitions this worker holds now (asking for another's asserts in aiokafka).
+            name = topics.articles.get_topic_name()
+            held = {tp.partition for tp in app.consumer.assignment() if tp.topic == name}
+            for partition in set(next_offsets) - held:
+                del next_offsets[partition]
+                metrics.forget_lag(partition)
+            highwaters = {p: app.consumer.highwater(TP(name, p)) for p in next_offsets}
             metrics.observe_lag(consumer_lag(highwaters, next_offsets))
 
     return articles_to_candidates

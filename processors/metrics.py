@@ -82,6 +82,13 @@ class ProcessorMetrics:
         for partition, value in lag.items():
             self.lag.labels(str(partition)).set(value)
 
+    def forget_lag(self, partition: int) -> None:
+        """A partition this worker no longer holds: its lag is reported by the new owner."""
+        try:
+            self.lag.remove(str(partition))
+        except KeyError:
+            pass
+
     def set_watchlist(self, version: str) -> None:
         if version != self._live_version:
             if self._live_version is not None:
