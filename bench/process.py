@@ -3,15 +3,15 @@ faust worker (same App settings and batching, consume and produce, no detection)
 all on the same broker in the same run.
 
     .venv/bin/python bench/process.py [--articles 20000] [--match-share 0.45] [--workers 1,2,3]
-                                      [--in-loop]
+                                      [--child]
 
 Every run gets a fresh topic prefix whose articles topic (3 partitions) is filled first. The
 workers are real subprocesses; rates come from their own Prometheus counters, over the window
 from the moment the whole group is stable (every worker has joined) to the last record, so
 start-up and rebalancing are not counted. A processor run ends when every candidate has become
 a match (end to end, not just detected). The story stage alone reads a candidates topic copied
-from the one-worker run, with no articles to detect. `--in-loop` adds a one-worker run with
-detection in the event loop (process.detection_process: false), to see what the child process buys.
+from the one-worker run, with no articles to detect. `--child` adds a one-worker run with
+detection in a child process beside the event loop (process.detection_process: true).
 Uses NEWSWATCH_KAFKA_BOOTSTRAP when set, else starts a throwaway local broker on free ports.
 """
 
@@ -202,7 +202,8 @@ def main() -> None:
                         help="share of articles that raise a topic (default 0.45)")
     parser.add_argument("--workers", default="1,2,3", help="worker counts to run (default 1,2,3)")
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--in-loop", action="store_true", help="also run one worker with detection in the loop")
+    parser.add_argument("--child", action="store_true",
+                        help="also run one worker with detection in a child process (process.detection_process)")
     parser.add_argument("--passthrough-worker", nargs=2, metavar=("CONFIG", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.passthrough_worker:
@@ -220,7 +221,7 @@ def main() -> None:
     logs = work / "logs"
     logs.mkdir()
 
-    def config_for(prefix: str, detection_process: bool = True) -> Path:
+    def config_for(prefix: str, detection_process: bool = False) -> Path:
         path = work / f"{prefix}yaml"
         path.write_text(f'kafka:\n  topic_prefix: "{prefix}"\n  partitions: {PARTITIONS}\n'
                         f"watchlists: {ROOT / 'seeds' / 'watchlists'}\n"
@@ -246,9 +247,9 @@ def main() -> None:
     try:
         produced = None
         first_prefix = None
-        runs = [("passthrough", 1, True)] + [("process", int(n), True) for n in args.workers.split(",")]
-        if args.in_loop:
-            runs.append(("process-in-loop", 1, False))
+        runs = [("passthrough", 1, False)] + [("process", int(n), False) for n in args.workers.split(",")]
+        if args.child:
+            runs.append(("process-child", 1, True))
         for kind, count, detection_process in runs:
             prefix = f"bench.{uuid.uuid4().hex[:8]}."
             produced = produce_articles(bootstrap, Topics(prefix).articles, args.articles, args.match_share)
@@ -265,8 +266,8 @@ def main() -> None:
             commands, ports = process_commands(config, count)
             figures = measure(commands, ports, until="candidates", expected=produced["with_topics"],
                               group=f"{prefix}processor", bootstrap=bootstrap, env=env, timeout=1200, logs=logs)
-            report(f"newswatch process x{count}" + ("" if detection_process else " (detection in loop)"), figures)
-            if count == 1 and detection_process and first_prefix is None:
+            report(f"newswatch process x{count}" + (" (detection in a child)" if detection_process else ""), figures)
+            if count == 1 and not detection_process and first_prefix is None:
                 first_prefix = prefix
 
         # The story stage alone: the one-worker run's candidates, nothing to detect.

@@ -39,8 +39,8 @@ class ProcessSettings(StrictModel):
     """Tuning for `newswatch process`; the defaults suit one worker on a laptop."""
 
     detection_process: bool = pydantic.Field(
-        default=True,
-        description="detect in a child process beside the event loop (false: in the loop, one process per worker)")
+        default=False,
+        description="detect in a child process beside the event loop (default: in the loop, one process per worker)")
     batch_size: int = pydantic.Field(default=1000, ge=1, le=100_000,
                                      description="articles handled per batch (faust stream.take_events)")
     batch_within: Duration = pydantic.Field(default=timedelta(milliseconds=200),

@@ -1,0 +1,39 @@
+"""Detection in a child process gives the same records, byte for byte, as in the event loop,
+and the child gets a new watchlist when its version changes."""
+
+import asyncio
+from datetime import datetime, timezone
+
+from processors.detect_pool import DetectionProcess
+from processors.detection import detect, load_watchlists
+from processors.pipeline import DetectionStage, InboundRecord
+from processors.stories import Sketcher
+from tests.processors.corpus import labelled_articles
+from tests.processors.worker_support import ROOT
+
+NOW = datetime(2026, 2, 13, 10, 0, tzinfo=timezone.utc)
+
+
+def test_the_child_detects_like_the_loop_and_follows_watchlist_versions(tmp_path):
+    packs = load_watchlists(ROOT / "seeds" / "watchlists")
+    records = [InboundRecord("t.articles", n % 3, n, 1_770_000_000_000 + n, item.article.id.encode(),
+                             item.article.encode()) for n, item in enumerate(labelled_articles(120, seed=4))]
+    records.append(InboundRecord("t.articles", 0, 999, 1_770_000_000_999, None, b"not json"))
+    current = {"watchlist": packs}
+    in_loop = DetectionStage(detect=detect, current_watchlist=lambda: current["watchlist"], sketcher=Sketcher())
+    child = DetectionProcess(detect=detect, current_watchlist=lambda: current["watchlist"])
+    try:
+        first = asyncio.run(child.detect(records, NOW))
+        expected = in_loop.process(records, NOW).encoded()
+        assert first == expected
+        assert first.outcomes["candidate"] > 10 and first.outcomes["dead_letter"] == 1
+
+        one_pack = tmp_path / "packs"
+        one_pack.mkdir()
+        (one_pack / "ministerial_visit.yaml").write_bytes((ROOT / "seeds" / "watchlists" / "ministerial_visit.yaml").read_bytes())
+        current["watchlist"] = load_watchlists(one_pack)
+        second = asyncio.run(child.detect(records, NOW))
+        assert second == in_loop.process(records, NOW).encoded()
+        assert second.outcomes["candidate"] < first.outcomes["candidate"], "the new watchlist reached the child"
+    finally:
+        child.close()
