@@ -134,6 +134,9 @@ async def running_dispatcher(bootstrap: str, topics: Topics, settings: AlertsSet
     """The real Dispatcher on the real broker, in this event loop, stopped cleanly on exit."""
     registry = CollectorRegistry()
     stop = asyncio.Event()
+    # One partition, so the tests' matches arrive in the order produced (the dispatcher itself
+    # would create the topic with kafka.partitions when it is missing).
+    await asyncio.to_thread(create_topics, bootstrap, topics.matches)
     kwargs = {"clock": clock} if clock is not None else {}
     if poll_silences is not None:
         kwargs["poll_silences"] = poll_silences
