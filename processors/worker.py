@@ -24,8 +24,8 @@ from newswatch.logs import log_event, setup_logging
 from newswatch.topic_setup import TopicSpec, ensure_topics
 from processors.agents import (in_the_loop, owned_partitions, register_detection_agent, register_story_agent,
                                register_watchlist_reloads)
-from processors.detect_pool import DetectionProcess
 from processors.app import create_app
+from processors.detect_pool import DetectionProcess
 from processors.metrics import ProcessorMetrics
 from processors.pipeline import DetectionStage, Detector
 from processors.reload import WatchlistReloader
