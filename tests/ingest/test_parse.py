@@ -129,8 +129,11 @@ def test_language_order_entry_then_feed_then_hint():
     # A feed-wide "en" over a Russian or Arabic story gives way to the story's script.
     ("Министры обороны России и Египта обсудили поставки С-400 в Каире", "en", "ru"),
     ("وزيرا الخارجية والدفاع يبحثان صفقة منظومات الدفاع الجوي في القاهرة", "en", "ar"),
-    # Latin text in an Arabic feed could be any Latin-script language: unknown, not a guess.
-    ("The defence ministers discussed air defence deliveries in Cairo", "ar", None),
+    # Latin text in an Arabic feed: identified from its words (ingest.langid).
+    ("The defence ministers discussed air defence deliveries in Cairo", "ar", "en"),
+    # Another language of the same script as the text's is identified too, never confused.
+    ("Міністри оборони України та Польщі обговорили постачання систем ППО", "en", "uk"),
+    ("وزیران دفاع دو کشور درباره خرید سامانه‌های پدافند هوایی گفتگو کردند", "en", "fa"),
     # Agreeing scripts, Latin codes in a Russian text, a short quote: the declaration stands.
     ("Поставки S-400 и Patriot обсуждались на встрече министров обороны", "ru", "ru"),
     ("The minister quoted the Russian phrase «переговоры» twice at the press conference", "en", "en"),
