@@ -397,7 +397,7 @@ def parse_feed(content: bytes, base_url: str, *, fetched_at: datetime, feed_url:
             lang=_entry_lang(entry, feed_lang, lang_hint, f"{title} {text[:LANGID_SAMPLE]}"),
             published_at=published, fetched_at=fetched_at,
             feed=feed_ref, source=source, authors=_unique(authors, MAX_AUTHORS, 200),
-            tags=_unique([*tags, *entry_tags], MAX_TAGS, MAX_TAG_CHARS))
+            tags=_unique([*tags, *entry_tags], MAX_TAGS, MAX_TAG_CHARS), text_source="feed")
         drafts.append(article)
 
     link_counts = Counter(ids.canonical_link(a.url) for a in drafts if a.url)

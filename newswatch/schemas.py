@@ -76,6 +76,9 @@ class ArticleFields(Record):
     source: str | None = None
     authors: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    # Where `text` came from: the feed entry, or the article's page (ingest fetched it because the
+    # feed carried only a teaser). Optional within v1: records written before it have none.
+    text_source: Literal["feed", "page"] | None = None
 
 
 class Article(ArticleFields):
