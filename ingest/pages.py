@@ -232,4 +232,7 @@ class PageFetcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.store.release_all_pages()
+        try:
+            self.store.release_all_pages()
+        except sqlite3.ProgrammingError:
+            pass  # the store is already closed: held rows go out at the next start
