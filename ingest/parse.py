@@ -311,6 +311,28 @@ def script_language(sample: str, declared: str) -> str | None:
     return identify_language(sample, script)
 
 
+# Tags of real HTML elements (and comments) in text declared plain: an RSS title carrying
+# "&lt;script&gt;…" or "&lt;b&gt;". A bracketed word that is no HTML element ("<S-400>") is text.
+_HTML_ELEMENTS = ("a abbr address area article aside audio b base bdi bdo blockquote body br button canvas "
+                  "caption cite code col colgroup data dd del details dfn dialog div dl dt em embed fieldset "
+                  "figcaption figure font footer form h1 h2 h3 h4 h5 h6 head header hr html i iframe img input "
+                  "ins kbd label legend li link main map mark meta nav noscript object ol optgroup option output "
+                  "p param picture pre q s samp script section select small source span strike strong style "
+                  "sub summary sup svg table tbody td template textarea tfoot th thead time title tr track u "
+                  "ul var video wbr").split()
+_ESCAPED_MARKUP = re.compile(r"<!--.*?-->|</?(?:%s)(?:\s[^<>]*)?/?>" % "|".join(_HTML_ELEMENTS),
+                             re.IGNORECASE | re.DOTALL)
+_SCRIPT_BLOCK = re.compile(r"<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def strip_markup(text: str) -> str:
+    """Plain text that carries HTML (escaped in the feed, so declared plain): the tags of HTML
+    elements and the contents of script/style blocks removed, every other word kept."""
+    if "<" not in text:
+        return text
+    return _ESCAPED_MARKUP.sub(" ", _SCRIPT_BLOCK.sub(" ", text))
+
+
 def detail_text(value: str | None, content_type: str | None) -> str:
     """Plain text of a feed text construct: markup is only stripped when it is declared HTML, so a
     plain-text title about "<S-400>" keeps its words."""
@@ -379,8 +401,9 @@ def parse_feed(content: bytes, base_url: str, *, fetched_at: datetime, feed_url:
     for entry in parsed.get("entries") or ():
         link = entry.get("link")
         link = urljoin(base_url, link.strip()) if isinstance(link, str) and link.strip() else None
-        title = cap(one_line(detail_text(entry.get("title"), (entry.get("title_detail") or {}).get("type"))),
-                    caps.title)
+        # A title is text: markup in it, declared or escaped, is dropped and its words kept.
+        title = cap(one_line(strip_markup(detail_text(entry.get("title"),
+                                                      (entry.get("title_detail") or {}).get("type")))), caps.title)
         text, summary = _entry_body(entry)
         if not (title or text or link):
             continue

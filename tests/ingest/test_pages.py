@@ -221,7 +221,7 @@ async def test_hostile_pages_are_cut_off_logged_and_the_articles_keep_their_feed
         feed_server.route(f"/page/{name}", handler)
         items.append((name, feed_server.url(f"/page/{name}"), f"{STORY['title']} ({name})"))
     feed_server.serve_feed("/feed", teaser_feed(items))
-    settings = local_settings(page_deadline_s=2.0, page_wait_s=8.0, page_max_bytes=1024 * 1024,
+    settings = local_settings(page_deadline_s=2.0, page_wait_s=8.0,  # page_max_bytes: the default 5 MiB
                               per_host=8, interval_floor_s=1, interval_ceiling_s=1)
     store = IngestStore.in_dir(tmp_path)
     feed = FeedConfig(url=feed_server.url("/feed"), interval=1)

@@ -194,6 +194,18 @@ def test_plain_text_title_keeps_angle_brackets():
     assert parse_feed(doc, FEED, fetched_at=NOW).articles[0].title == "Deal for <S-400> systems"
 
 
+@pytest.mark.parametrize("escaped, title", [
+    ("&lt;script&gt;alert('x')&lt;/script&gt;Deal for S-400 systems", "Deal for S-400 systems"),
+    ("&lt;b&gt;Egypt&lt;/b&gt; and &lt;a href=\"/r\"&gt;Russia&lt;/a&gt; hold 2+2 talks", "Egypt and Russia hold 2+2 talks"),
+    ("Deal for &lt;S-400&gt; systems &lt;!-- tracking --&gt;", "Deal for <S-400> systems"),
+    ("&lt;img src=x onerror=alert(1)&gt;Тор-М2 &amp; «Бук»", "Тор-М2 & «Бук»"),
+])
+def test_a_title_carrying_escaped_markup_keeps_only_its_words(escaped, title):
+    doc = (f'<rss version="2.0"><channel><title>x</title><item><title>{escaped}</title>'
+           f'<link>http://x.test/1</link></item></channel></rss>').encode()
+    assert parse_feed(doc, FEED, fetched_at=NOW).articles[0].title == title
+
+
 @pytest.mark.parametrize("doc, reason", [
     (b"<html><head><title>Not found</title></head><body>gone</body></html>", "not_a_feed"),
     (b"just some text", "not_a_feed"),
