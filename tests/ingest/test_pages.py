@@ -6,12 +6,14 @@ stays on schedule and each page is fetched at most once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import gzip
 import logging
 import resource
 import time
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import httpx
@@ -338,3 +340,40 @@ async def test_articles_held_when_ingest_stopped_go_out_with_feed_text_at_the_ne
     assert article.text_source == "feed" and article.text == TEASER
     assert len(feed_server.hits_for("/page/slow")) == 1  # not fetched a second time
     await again.client.aclose()
+
+
+# --- the verbs ------------------------------------------------------------------------------
+
+SEED_LINES = [line.strip() for line in (Path(__file__).resolve().parents[2] / "seeds" / "articles" /
+              "rt-arabic-egypt-russia-2plus2.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _run_in_thread(*args):
+    """The CLI runs its own event loop (asyncio.run): call it from a thread, off this test's loop."""
+    from click.testing import CliRunner
+
+    from newswatch.cli import main
+    return asyncio.to_thread(CliRunner().invoke, main, list(args))
+
+
+async def test_fetch_full_text_and_detect_fetch_pages_show_the_difference_the_page_makes(feed_server):
+    seed = {"lang": "ar", "title": "لافروف وشويغو يستقبلان نظيريهما المصريين في موسكو", "paragraphs": SEED_LINES}
+    feed_server.serve_feed("/page/seed", render_page(seed, "blog").encode(), content_type="text/html; charset=utf-8")
+    doc = (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title><language>ar</language>"
+           f"<item><title>{escape(seed['title'])}</title><link>{feed_server.url('/page/seed')}</link>"
+           f"<guid>seed</guid><description>{escape(SEED_LINES[0])}</description></item></channel></rss>").encode()
+    feed_server.serve_feed("/feed", doc)
+    url = feed_server.url("/feed")
+
+    plain = await _run_in_thread("fetch", "--allow-private-networks", url)
+    full = await _run_in_thread("fetch", "--allow-private-networks", "--full-text", url)
+    assert plain.exit_code == 0 and full.exit_code == 0, (plain.output, full.output)
+    teaser, page = (decode(r.stdout.strip().encode(), Article) for r in (plain, full))
+    assert teaser.text == SEED_LINES[0] and teaser.text_source == "feed"
+    assert page.text_source == "page" and SEED_LINES[-3] in page.text
+    assert "1 article(s) with page text, 0 with feed text (1 page(s) wanted)" in full.stderr
+
+    without = await _run_in_thread("detect", "--allow-private-networks", url)
+    with_pages = await _run_in_thread("detect", "--allow-private-networks", "--fetch-pages", url)
+    topics = [{t["topic"] for t in json.loads(r.stdout)["topics"]} for r in (without, with_pages)]
+    assert topics == [{"ministerial_visit"}, {"ministerial_visit", "arms_deal", "air_defense_system"}]
