@@ -147,7 +147,7 @@ async def baseline(urls: list[str], concurrency: int) -> tuple[float, float]:
         return time.perf_counter() - began, time.process_time() - cpu
 
 
-async def full_cycle(urls: list[str], state_dir: Path) -> dict:
+async def full_cycle(urls: list[str], state_dir: Path, full_text: str = "auto") -> dict:
     from ingest.feeds_config import FeedConfig
     from ingest.metrics import IngestMetrics
     from ingest.parse_pool import ParsePool
@@ -159,7 +159,7 @@ async def full_cycle(urls: list[str], state_dir: Path) -> dict:
     store = IngestStore.in_dir(state_dir)
     for url in urls:  # a previous cycle left validators behind
         store.save_feed(FeedState(url, etag='"v1"'))
-    feeds = [FeedConfig(url=url) for url in urls]
+    feeds = [FeedConfig(url=url, full_text=full_text) for url in urls]
     parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
     await asyncio.gather(*map(asyncio.wrap_future, parser._warming))
     pids = list(parser._executor._processes)
@@ -235,6 +235,10 @@ def main() -> None:
             raise SystemExit("the feed server did not start")
         urls = [f"http://{host_of(i)}:{port}/feed/{i}" for i in range(args.feeds)]
         base_wall, base_cpu = asyncio.run(baseline(urls, 50))
+        without_pages = None
+        if args.pages:  # the same feeds with full_text: never, as a second baseline of the same run
+            with tempfile.TemporaryDirectory(prefix="newswatch-bench-") as state_dir:
+                without_pages = asyncio.run(full_cycle(urls, Path(state_dir), "never"))
         with tempfile.TemporaryDirectory(prefix="newswatch-bench-") as state_dir:
             result = asyncio.run(full_cycle(urls, Path(state_dir)))
     finally:
@@ -260,6 +264,11 @@ def main() -> None:
         per_page = extraction_cpu_s()
         print(f"pages:            {wanted} teasers wanted their page; outcomes {result['page_outcomes']}")
         print(f"polls done in:    {result['polls_wall']:.2f} s; every page read by {wall:.2f} s")
+        never_cpu = without_pages["cpu_main"] + without_pages["cpu_workers"]
+        print(f"same feeds, full_text: never (same run): cycle {without_pages['wall']:.2f} s, "
+              f"{never_cpu / args.feeds * 1000:.2f} ms CPU per feed -> pages cost {wall / without_pages['wall']:.2f}x "
+              f"wall, {cpu / never_cpu:.2f}x CPU, {(cpu - never_cpu) / max(1, wanted) * 1000:.1f} ms CPU per page "
+              f"(fetch + extract + state)")
         print(f"CPU per page extraction: {per_page * 1000:.2f} ms (in-process, same pages), "
               f"{result['extract_wall'] * 1000:.2f} ms wall per extraction in the workers; "
               f"CPU per feed poll: {cpu / args.feeds * 1000:.2f} ms -> one extraction costs "
