@@ -161,12 +161,14 @@ async def full_cycle(urls: list[str], state_dir: Path, full_text: str = "auto") 
         store.save_feed(FeedState(url, etag='"v1"'))
     feeds = [FeedConfig(url=url, full_text=full_text) for url in urls]
     parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
-    await asyncio.gather(*map(asyncio.wrap_future, parser._warming))
-    pids = list(parser._executor._processes)
+    extractor = ParsePool(settings.extract_workers, settings.extract_budget_s)  # as `newswatch ingest` runs it
+    await asyncio.gather(*map(asyncio.wrap_future, parser._warming + extractor._warming))
+    pids = list(parser._executor._processes) + list(extractor._executor._processes)
     worker_cpu_before = worker_cpu_s(pids)
     metrics = IngestMetrics()
     async with build_client(settings) as client:
-        poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings)
+        poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings,
+                        extractor=extractor)
         cpu, began = time.process_time(), time.perf_counter()
         reports = await poller.poll_all()
         polls_wall = time.perf_counter() - began
@@ -183,6 +185,7 @@ async def full_cycle(urls: list[str], state_dir: Path, full_text: str = "auto") 
     extract_sum = next((s.value for s in extract if s.name.endswith("_sum")), 0.0)
     extract_count = next((s.value for s in extract if s.name.endswith("_count")), 0.0)
     parser.close()
+    extractor.close()
     outcomes: dict[str, int] = {}
     for report in reports:
         outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
@@ -254,7 +257,7 @@ def main() -> None:
     print(f"feeds/s:          {args.feeds / wall:.0f}")
     print(f"articles/s:       {result['queued'] / wall:.0f}")
     print(f"CPU per feed:     {cpu / args.feeds * 1000:.2f} ms  (poller {result['cpu_main']:.2f} s + "
-          f"parser workers {result['cpu_workers']:.2f} s)")
+          f"parser and extraction workers {result['cpu_workers']:.2f} s)")
     print(f"baseline:         bare httpx, same requests, no parse/state: {base_wall:.2f} s wall, "
           f"{base_cpu / args.feeds * 1000:.2f} ms CPU per feed")
     print(f"ratio to baseline: {wall / base_wall:.2f}x wall, {cpu / base_cpu:.2f}x CPU")

@@ -193,14 +193,17 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
     log_event(log, logging.INFO, "ingest_started", feeds=len(feeds), topic=topic, bootstrap=bootstrap,
               state=str(store.path), metrics_port=metrics_port or "off", pending=store.pending_count())
     parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
+    # Pages get their own worker(s): a slow or hostile page never queues a feed's parse.
+    extractor = ParsePool(settings.extract_workers, settings.extract_budget_s)
     publisher = OutboxPublisher(store, kafka_connector(bootstrap, topic), topic, metrics)
     try:
         async with build_client(settings) as client:
             poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings,
-                            on_queued=publisher.wake)
+                            on_queued=publisher.wake, extractor=extractor)
             await asyncio.gather(poller.run(stop), publisher.run(stop))
     finally:
         parser.close()
+        extractor.close()
         pending = store.pending_count()
         store.close()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -83,7 +83,7 @@ class Poller:
                  metrics: IngestMetrics, settings: IngestSettings, on_queued: Callable[[], None] = lambda: None,
                  on_report: Callable[[PollReport], None] = lambda report: None,
                  clock: Callable[[], datetime] = utc_now, rand: Callable[[], float] = random.random,
-                 pages: PageFetcher | None = None):
+                 pages: PageFetcher | None = None, extractor=None):
         self.feeds = list(feeds)
         self.client = client
         self.store = store
@@ -103,9 +103,11 @@ class Poller:
         self._failing = {url for url, state in self.states.items() if state.consecutive_failures}
         self._moved: dict[str, str] = {}  # feed url -> where it said it moved, already logged
         # Article pages for teaser feeds (ingest/pages.py): their fetches count against the same
-        # per-host limit as the feed polls. Held articles a stopped run left go out now.
+        # per-host limit as the feed polls; their text is extracted by `extractor` (a worker pool
+        # of its own in `newswatch ingest`, so pages never queue feed parses; default: the parser).
+        # Held articles a stopped run left go out now.
         self.pages = pages or PageFetcher(
-            PageReader(client=client, extractor=parser, settings=settings, metrics=metrics,
+            PageReader(client=client, extractor=extractor or parser, settings=settings, metrics=metrics,
                        per_host=self._per_host, clock=clock),
             store, settings=settings, metrics=metrics, on_released=on_queued)
         self.pages.resume()

@@ -54,6 +54,8 @@ class IngestSettings(StrictModel):
                                             description="total time for one page fetch, redirects included")
     extract_budget_s: float = pydantic.Field(default=5.0, gt=0, le=120,
                                              description="time to extract one page's text")
+    extract_workers: int = pydantic.Field(default=1, ge=1, le=64,
+                                          description="page extraction processes (apart from the feed parsers)")
     page_retry_after_max_s: float = pydantic.Field(
         default=3600.0, ge=1, description="cap on how long a host's Retry-After stops page fetches to it")
 

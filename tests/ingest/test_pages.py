@@ -211,6 +211,9 @@ async def test_full_text_never_publishes_the_teaser_at_once(feed_server, tmp_pat
 @pytest.fixture
 async def pool():
     pool = ParsePool(workers=1, budget_s=20, memory_mb=1024)
+    # Started (and trafilatura imported) before any clock starts: a worker's start-up on a loaded
+    # machine is not the page's time.
+    await asyncio.wait_for(asyncio.gather(*map(asyncio.wrap_future, pool._warming)), 120)
     yield pool
     pool.close()
 
