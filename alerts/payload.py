@@ -55,7 +55,7 @@ def _article(state: StoryState, summary_chars: int) -> tuple[dict[str, Any], boo
     match = state.match
     summary, was_cut = cut(match.summary, summary_chars)
     return {"id": match.id, "title": match.title, "url": match.url, "source": match.source,
-            "lang": match.lang,
+            "lang": match.lang, "text_source": match.text_source,
             "published_at": _iso(match.published_at), "detected_at": _iso(match.detected_at),
             "feed": {"url": match.feed.url, "title": match.feed.title}, "summary": summary}, was_cut
 

@@ -55,17 +55,63 @@ def _settings(config_path: Path | None):
               help="permit loopback/private addresses (overrides ingest.allow_private_networks)")
 @click.option("--as-url", "as_url", default=None, metavar="URL",
               help="read FEED (a file) as if fetched from URL: links resolve and ids form as ingest's would")
-def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | None, as_url: str | None) -> None:
+@click.option("--full-text", is_flag=True,
+              help="fetch the page of each entry whose feed text is short (ingest's full_text: auto) and print "
+                   "the article with the page's text, as ingest would publish it")
+def fetch(feed: str, config_path: Path | None, allow_private_networks: bool | None, as_url: str | None,
+          full_text: bool) -> None:
     """Fetch or read one feed (URL or file) and print its articles as JSON lines, as ingest publishes them."""
     _, settings = _settings(config_path)
     if allow_private_networks is not None:
         settings = settings.model_copy(update={"allow_private_networks": allow_private_networks})
     parsed = read_feed(feed, settings, datetime.now(timezone.utc), as_url=as_url)
-    for article in parsed.articles:
+    articles, outcomes = parsed.articles, []
+    if full_text:
+        articles, outcomes = read_pages(articles, settings)
+    for article in articles:
         click.echo(article.encode().decode("utf-8"))
     note = f" (recovered from: {parsed.warning})" if parsed.warning else ""
     shown = safe_url(feed) if urlsplit(feed).scheme.lower() in ("http", "https") else feed
-    click.echo(f"{len(parsed.articles)} article(s) from {shown}{note}", err=True)
+    click.echo(f"{len(articles)} article(s) from {shown}{note}", err=True)
+    if full_text:
+        click.echo(pages_summary(articles, outcomes), err=True)
+
+
+def read_pages(articles, settings: IngestSettings, mode: str = "auto"):
+    """Each article as ingest would publish it with `full_text: mode`: with its page's text when
+    the page was wanted and read. Returns (articles, [(article, PageOutcome) for each page tried])."""
+    return asyncio.run(_read_pages(list(articles), settings, mode))
+
+
+async def _read_pages(articles, settings: IngestSettings, mode: str):
+    from ingest.pages import PageReader, wants_page
+    from ingest.parse_pool import InlineParser
+
+    async with build_client(settings) as client:
+        reader = PageReader(client=client, extractor=InlineParser(), settings=settings)
+
+        async def one(article):
+            if not wants_page(mode, article, settings.full_text_min_chars):
+                return article, None
+            try:
+                async with asyncio.timeout(settings.page_wait_s):
+                    return await reader.read(article)
+            except TimeoutError:
+                from ingest.pages import PageOutcome
+                return article, PageOutcome("failed", "page_wait", f"no text within {settings.page_wait_s:g} s")
+
+        results = await asyncio.gather(*(one(article) for article in articles))
+    return [article for article, _ in results], [(a, o) for a, o in results if o is not None]
+
+
+def pages_summary(articles, outcomes) -> str:
+    """One line per page not used, then the count of articles with page and feed text."""
+    lines = [f"page not used for {article.id}: {outcome.reason}: {outcome.detail}"
+             for article, outcome in outcomes if outcome.outcome != "ok"]
+    page = sum(article.text_source == "page" for article in articles)
+    lines.append(f"{page} article(s) with page text, {len(articles) - page} with feed text "
+                 f"({len(outcomes)} page(s) wanted)")
+    return "\n".join(lines)
 
 
 def read_feed(feed: str, settings: IngestSettings, now: datetime, *, as_url: str | None = None):
@@ -147,14 +193,17 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
     log_event(log, logging.INFO, "ingest_started", feeds=len(feeds), topic=topic, bootstrap=bootstrap,
               state=str(store.path), metrics_port=metrics_port or "off", pending=store.pending_count())
     parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
+    # Pages get their own worker(s): a slow or hostile page never queues a feed's parse.
+    extractor = ParsePool(settings.extract_workers, settings.extract_budget_s)
     publisher = OutboxPublisher(store, kafka_connector(bootstrap, topic, partitions=config.kafka.partitions), topic, metrics)
     try:
         async with build_client(settings) as client:
             poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings,
-                            on_queued=publisher.wake)
+                            on_queued=publisher.wake, extractor=extractor)
             await asyncio.gather(poller.run(stop), publisher.run(stop))
     finally:
         parser.close()
+        extractor.close()
         pending = store.pending_count()
         store.close()
         for signum in (signal.SIGTERM, signal.SIGINT):

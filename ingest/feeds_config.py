@@ -7,6 +7,7 @@
         interval: 300                       # seconds; clamped to the ingest floor/ceiling at run time
         tags: [wire, en]                    # copied onto every article from this feed
         enabled: true
+        full_text: auto                     # fetch the page when the feed's text is short; always | never
 
 `load_feeds(path)` raises ConfigError listing every problem with file:line:column;
 `problems(path)` returns them for `newswatch check`. Two entries with the same URL are an error.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import pydantic
@@ -36,6 +38,9 @@ class FeedConfig(StrictModel):
     interval: float = pydantic.Field(default=DEFAULT_INTERVAL_S, gt=0, le=7 * 86400)
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    # Fetch each new entry's page for its text: when the feed's text is short (auto), for every
+    # entry (always), or never. See ingest/pages.py.
+    full_text: Literal["auto", "always", "never"] = "auto"
 
     @pydantic.field_validator("url")
     @classmethod

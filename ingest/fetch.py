@@ -193,12 +193,13 @@ def check_scheme(url: str) -> None:
 
 
 async def fetch_feed(client: httpx.AsyncClient, url: str, *, validators: Validators = Validators(),
-                     limits: FetchLimits = FetchLimits()) -> FetchResponse:
-    """GET `url` within `limits`; FetchResponse for any final status, FetchError for everything else."""
+                     limits: FetchLimits = FetchLimits(), accept: str = ACCEPT) -> FetchResponse:
+    """GET `url` within `limits`; FetchResponse for any final status, FetchError for everything else.
+    (Article pages are fetched with it too, with every limit, asking for HTML in `accept`.)"""
     started = time.monotonic()
     try:
         async with asyncio.timeout(limits.deadline_s):
-            return await _fetch(client, url, validators, limits, started)
+            return await _fetch(client, url, validators, limits, started, accept)
     except TimeoutError:
         raise FetchError("deadline", f"no complete answer within {limits.deadline_s:g} s") from None
     except AddressRefused as exc:
@@ -216,13 +217,13 @@ async def fetch_feed(client: httpx.AsyncClient, url: str, *, validators: Validat
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, validators: Validators, limits: FetchLimits,
-                 started: float) -> FetchResponse:
+                 started: float, accept: str) -> FetchResponse:
     redirects: list[str] = []
     permanent = True
     current = url
     while True:
         check_scheme(current)
-        headers = {"User-Agent": limits.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+        headers = {"User-Agent": limits.user_agent, "Accept": accept, "Accept-Encoding": "gzip, deflate"}
         if not redirects or _same_origin(url, current):
             headers.update(validators.request_headers())
         request = client.build_request("GET", current, headers=headers)

@@ -38,6 +38,15 @@ class IngestMetrics:
         self.broker_connected = Gauge("newswatch_ingest_broker_connected",
                                       "1 while the producer is connected to Kafka", registry=r)
 
+        self.page_fetches = Counter("newswatch_ingest_page_fetches_total",
+                                    "Article page reads by outcome (ok, failed, skipped) and reason",
+                                    ["outcome", "reason"], registry=r)
+        self.extract_seconds = Histogram("newswatch_ingest_extract_seconds", "Time to extract one page's text",
+                                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5), registry=r)
+        self.articles_by_text_source = Counter("newswatch_ingest_articles_text_source_total",
+                                               "Articles whose page was wanted, by where their text came from "
+                                               "(page, feed)", ["source"], registry=r)
+
     def serve(self, port: int, addr: str = "0.0.0.0"):
         """Serve /metrics on `port` in a background thread; returns (server, thread)."""
         return start_http_server(port, addr=addr, registry=self.registry)

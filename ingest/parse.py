@@ -26,6 +26,7 @@ from newswatch.errors import NewswatchError
 from newswatch.schemas import Article, FeedRef
 
 from ingest import ids
+from ingest.langid import SAMPLE_CHARS as LANGID_SAMPLE, identify_language
 
 MAX_TAGS = 50
 MAX_TAG_CHARS = 100
@@ -181,8 +182,24 @@ def html_to_text(html: str | None) -> str:
     return clean_text(text)
 
 
+# UTF-8 read as cp1252/Latin-1 and written out again ("Ð¯Ð½Ð´ÐµÐºÑ" for "Яндекс", "Ã©" for "é"):
+# a lead byte's character followed by a continuation byte's. Three such pairs trigger a repair.
+_MOJIBAKE = re.compile("[\u00c2-\u00df][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e"
+                       "\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+
+
+def repair_mojibake(text: str) -> str:
+    """`text` with double-encoded UTF-8 undone (ftfy, which changes only what it is sure of);
+    the text as it is when it shows no sign of it (the check is one regex, the repair is rare)."""
+    if len(_MOJIBAKE.findall(text[:2000])) < 3:
+        return text
+    import ftfy
+
+    return ftfy.fix_encoding(text)
+
+
 def clean_text(text: str) -> str:
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", repair_mojibake(text).replace("\r\n", "\n").replace("\r", "\n"))
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n", text).strip()
@@ -238,7 +255,7 @@ def _entry_lang(entry, feed_lang: str | None, hint: str | None, sample: str) -> 
         lang = normalise_lang(candidate)
         if lang:
             return script_language(sample, lang)
-    return None
+    return language_of_script(sample)  # nobody said: the text's own words decide
 
 
 # Scripts of the languages whose feeds are most often mixed with ours; a declared language not
@@ -250,10 +267,6 @@ _SCRIPT_OF_LANGUAGE = {
     **dict.fromkeys(("en", "fr", "de", "es", "it", "pt", "nl", "tr", "pl", "ro", "id", "ms", "sv", "da",
                      "no", "nb", "fi", "cs", "sk", "hu", "hr", "sl", "vi"), "latin"),
 }
-# What a text in each script is taken for when its feed declared another script: Arabic and
-# Cyrillic news in a feed of ours is almost always Arabic or Russian; a Latin-script text could
-# be any of many languages, so it becomes unknown (the detector then applies every spelling).
-_GUESS_FOR_SCRIPT = {"arabic": "ar", "cyrillic": "ru", "latin": None}
 _SCRIPT_LETTERS = {
     "arabic": re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefc]"),
     "cyrillic": re.compile(r"[\u0400-\u04ff]"),
@@ -277,23 +290,47 @@ def dominant_script(sample: str) -> str | None:
 
 
 def language_of_script(sample: str) -> str | None:
-    """The language a text of no declared language is taken for: "ar" for Arabic script, "ru" for
-    Cyrillic, None (unknown) otherwise."""
+    """The language a text of no declared language is taken for: identified from its words among
+    the languages of its script (ingest.langid), so always one for Arabic-script and Cyrillic
+    texts (never None), and None for Latin text the model is unsure of or a text of no clear script."""
     script = dominant_script(sample)
-    return _GUESS_FOR_SCRIPT[script] if script else None
+    return identify_language(sample, script) if script else None
 
 
 def script_language(sample: str, declared: str) -> str | None:
     """`declared` (a feed's or the config's language for an entry), unless the entry's letters are
-    clearly in another script: then "ar" for Arabic script, "ru" for Cyrillic, None (unknown) for
-    Latin. "S-400" in a Russian text or a Russian quote in an English one changes nothing."""
+    clearly in another script: then the language identified among that script's (ingest.langid:
+    ar/fa/ur... for Arabic script, ru/uk/... for Cyrillic, never None for those two; en/fr/...
+    or None for Latin). "S-400" in a Russian text or a Russian quote in an English one changes nothing."""
     expected = _SCRIPT_OF_LANGUAGE.get(declared)
     if expected is None:
         return declared
     script = dominant_script(sample)
     if script is None or script == expected:
         return declared
-    return _GUESS_FOR_SCRIPT[script]
+    return identify_language(sample, script)
+
+
+# Tags of real HTML elements (and comments) in text declared plain: an RSS title carrying
+# "&lt;script&gt;…" or "&lt;b&gt;". A bracketed word that is no HTML element ("<S-400>") is text.
+_HTML_ELEMENTS = ("a abbr address area article aside audio b base bdi bdo blockquote body br button canvas "
+                  "caption cite code col colgroup data dd del details dfn dialog div dl dt em embed fieldset "
+                  "figcaption figure font footer form h1 h2 h3 h4 h5 h6 head header hr html i iframe img input "
+                  "ins kbd label legend li link main map mark meta nav noscript object ol optgroup option output "
+                  "p param picture pre q s samp script section select small source span strike strong style "
+                  "sub summary sup svg table tbody td template textarea tfoot th thead time title tr track u "
+                  "ul var video wbr").split()
+_ESCAPED_MARKUP = re.compile(r"<!--.*?-->|</?(?:%s)(?:\s[^<>]*)?/?>" % "|".join(_HTML_ELEMENTS),
+                             re.IGNORECASE | re.DOTALL)
+_SCRIPT_BLOCK = re.compile(r"<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def strip_markup(text: str) -> str:
+    """Plain text that carries HTML (escaped in the feed, so declared plain): the tags of HTML
+    elements and the contents of script/style blocks removed, every other word kept."""
+    if "<" not in text:
+        return text
+    return _ESCAPED_MARKUP.sub(" ", _SCRIPT_BLOCK.sub(" ", text))
 
 
 def detail_text(value: str | None, content_type: str | None) -> str:
@@ -364,8 +401,9 @@ def parse_feed(content: bytes, base_url: str, *, fetched_at: datetime, feed_url:
     for entry in parsed.get("entries") or ():
         link = entry.get("link")
         link = urljoin(base_url, link.strip()) if isinstance(link, str) and link.strip() else None
-        title = cap(one_line(detail_text(entry.get("title"), (entry.get("title_detail") or {}).get("type"))),
-                    caps.title)
+        # A title is text: markup in it, declared or escaped, is dropped and its words kept.
+        title = cap(one_line(strip_markup(detail_text(entry.get("title"),
+                                                      (entry.get("title_detail") or {}).get("type")))), caps.title)
         text, summary = _entry_body(entry)
         if not (title or text or link):
             continue
@@ -379,10 +417,10 @@ def parse_feed(content: bytes, base_url: str, *, fetched_at: datetime, feed_url:
         entry_tags = [t.get("term") or t.get("label") for t in entry.get("tags") or () if isinstance(t, dict)]
         article = Article(
             id=article_id, url=link, title=title, text=cap(text, caps.text), summary=cap(summary, caps.summary),
-            lang=_entry_lang(entry, feed_lang, lang_hint, f"{title} {text[:_SCRIPT_SAMPLE]}"),
+            lang=_entry_lang(entry, feed_lang, lang_hint, f"{title} {text[:LANGID_SAMPLE]}"),
             published_at=published, fetched_at=fetched_at,
             feed=feed_ref, source=source, authors=_unique(authors, MAX_AUTHORS, 200),
-            tags=_unique([*tags, *entry_tags], MAX_TAGS, MAX_TAG_CHARS))
+            tags=_unique([*tags, *entry_tags], MAX_TAGS, MAX_TAG_CHARS), text_source="feed")
         drafts.append(article)
 
     link_counts = Counter(ids.canonical_link(a.url) for a in drafts if a.url)

@@ -1,4 +1,4 @@
-"""Run parse_feed in worker processes with a time budget per document, off the event loop.
+"""Run parse_feed (and extract_page, for article pages) in worker processes with a time budget per document, off the event loop.
 
 A 10 MB feed or a pathological document must neither stall polling nor pin a CPU for ever:
 each parse gets `budget_s`; when it overruns, the workers are killed and a fresh pool is started
@@ -15,6 +15,7 @@ import resource
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from ingest.extract import PageRefused, PageText, extract_page
 from ingest.parse import FeedRefused, ParsedFeed, parse_feed
 
 
@@ -28,7 +29,14 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _warm_up() -> bool:
-    return True  # the worker has started and imported feedparser (via this module)
+    # The worker has started and imported feedparser (via this module); the page extractor and
+    # the language model are loaded now too, so the first page or undeclared feed does not pay
+    # for them inside its time budget.
+    import trafilatura  # noqa: F401
+
+    from ingest import langid
+    langid.warm_up()
+    return True
 
 
 def _parse(content: bytes, base_url: str, kwargs: dict) -> ParsedFeed:
@@ -36,6 +44,13 @@ def _parse(content: bytes, base_url: str, kwargs: dict) -> ParsedFeed:
         return parse_feed(content, base_url, **kwargs)
     except MemoryError:
         raise FeedRefused("too_large", "the document needs more memory than a parser worker may use") from None
+
+
+def _extract(content: bytes, url: str, content_type: str | None, max_chars: int) -> PageText:
+    try:
+        return extract_page(content, url, content_type=content_type, max_chars=max_chars)
+    except MemoryError:
+        raise PageRefused("too_large", "the page needs more memory than a worker may use") from None
 
 
 class ParsePool:
@@ -56,6 +71,20 @@ class ParsePool:
 
     async def parse(self, content: bytes, base_url: str, **kwargs) -> ParsedFeed:
         """parse_feed(content, base_url, **kwargs) in a worker; FeedRefused("parse_timeout") on overrun."""
+        return await self.call(_parse, content, base_url, kwargs)
+
+    async def extract(self, content: bytes, url: str, *, content_type: str | None, max_chars: int,
+                      budget_s: float) -> PageText:
+        """extract_page(...) in a worker; PageRefused("extract_timeout") when it takes over `budget_s`."""
+        try:
+            return await self.call(_extract, content, url, content_type, max_chars, budget_s=budget_s)
+        except FeedRefused as exc:
+            reason = "extract_timeout" if exc.reason == "parse_timeout" else exc.reason
+            raise PageRefused(reason, exc.detail.replace("parsing", "extraction")) from None
+
+    async def call(self, fn, *args, budget_s: float | None = None):
+        """fn(*args) in a worker within the time budget; FeedRefused("parse_timeout") on overrun."""
+        budget_s = budget_s or self.budget_s
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             executor = self._executor
@@ -66,12 +95,12 @@ class ParsePool:
                 if attempt == 2:
                     raise FeedRefused("parse_error", "the parser workers did not start") from None
                 continue
-            future = loop.run_in_executor(executor, _parse, content, base_url, kwargs)
+            future = loop.run_in_executor(executor, fn, *args)
             try:
-                return await asyncio.wait_for(future, self.budget_s)
+                return await asyncio.wait_for(future, budget_s)
             except TimeoutError:
                 self._restart(executor)
-                raise FeedRefused("parse_timeout", f"parsing took longer than {self.budget_s:g} s") from None
+                raise FeedRefused("parse_timeout", f"parsing took longer than {budget_s:g} s") from None
             except BrokenProcessPool:
                 # Another document's overrun (or a crashed worker) took this pool down; try once more.
                 self._restart(executor)
@@ -97,6 +126,10 @@ class InlineParser:
 
     async def parse(self, content: bytes, base_url: str, **kwargs) -> ParsedFeed:
         return await asyncio.to_thread(parse_feed, content, base_url, **kwargs)
+
+    async def extract(self, content: bytes, url: str, *, content_type: str | None, max_chars: int,
+                      budget_s: float) -> PageText:
+        return await asyncio.to_thread(_extract, content, url, content_type, max_chars)
 
     def close(self) -> None:
         pass

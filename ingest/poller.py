@@ -25,6 +25,7 @@ from newswatch.netguard import guarded_transport
 from ingest.feeds_config import FeedConfig
 from ingest.fetch import FetchError, FetchLimits, FetchResponse, Validators, fetch_feed
 from ingest.metrics import IngestMetrics
+from ingest.pages import PageFetcher, PageReader
 from ingest.parse import FeedRefused, TextCaps
 from ingest.schedule import ScheduleBounds, next_poll
 from ingest.seen import FeedState, IngestStore
@@ -81,7 +82,8 @@ class Poller:
     def __init__(self, feeds: Sequence[FeedConfig], *, client: httpx.AsyncClient, store: IngestStore, parser,
                  metrics: IngestMetrics, settings: IngestSettings, on_queued: Callable[[], None] = lambda: None,
                  on_report: Callable[[PollReport], None] = lambda report: None,
-                 clock: Callable[[], datetime] = utc_now, rand: Callable[[], float] = random.random):
+                 clock: Callable[[], datetime] = utc_now, rand: Callable[[], float] = random.random,
+                 pages: PageFetcher | None = None, extractor=None):
         self.feeds = list(feeds)
         self.client = client
         self.store = store
@@ -100,6 +102,15 @@ class Poller:
         self._per_host: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.per_host))
         self._failing = {url for url, state in self.states.items() if state.consecutive_failures}
         self._moved: dict[str, str] = {}  # feed url -> where it said it moved, already logged
+        # Article pages for teaser feeds (ingest/pages.py): their fetches count against the same
+        # per-host limit as the feed polls; their text is extracted by `extractor` (a worker pool
+        # of its own in `newswatch ingest`, so pages never queue feed parses; default: the parser).
+        # Held articles a stopped run left go out now.
+        self.pages = pages or PageFetcher(
+            PageReader(client=client, extractor=extractor or parser, settings=settings, metrics=metrics,
+                       per_host=self._per_host, clock=clock),
+            store, settings=settings, metrics=metrics, on_released=on_queued)
+        self.pages.resume()
         self.metrics.feeds_total.set(len(self.feeds))
         self.metrics.feeds_failing.set(len(self._failing))
 
@@ -144,6 +155,7 @@ class Poller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.pages.close()
 
     async def _feed_loop(self, feed: FeedConfig, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -203,16 +215,21 @@ class Poller:
         success = state.with_(**_validator_fields(response, validators), last_attempt_at=started,
                               last_success_at=done, consecutive_failures=0, last_error=None,
                               last_outcome=outcome, interval_s=decision.interval_s, next_poll_at=decision.at)
-        queued = self.store.record_poll(success, parsed.entries, done)
+        queued = self.store.record_poll(success, parsed.entries, done,
+                                        hold=lambda entry: self.pages.wants(feed.full_text, entry.article))
         self.states[feed.url] = success.with_(articles_total=state.articles_total + len(queued))
         self.metrics.polls.labels(outcome=outcome).inc()
         self.metrics.articles_queued.inc(len(queued))
         self.metrics.entries_skipped.inc(len(parsed.entries) - len(queued))
         self._note_health(success)
         if queued:
+            held = [entry.article for entry in queued if self.pages.wants(feed.full_text, entry.article)]
+            for article in held:
+                self.pages.start(feed.display_name, article)  # the schedule does not wait for them
             log_event(log, logging.INFO, "feed_new_articles", feed=feed.display_name, feed_url=safe_url(feed.url),
-                      new=len(queued), entries=len(parsed.entries))
-            self.on_queued()
+                      new=len(queued), entries=len(parsed.entries), pages=len(held))
+            if len(held) < len(queued):
+                self.on_queued()
         return PollReport(feed.url, outcome, None, response.status, len(parsed.entries), len(queued), decision.at)
 
     def _schedule(self, feed: FeedConfig, state: FeedState, outcome: str, floor: float | None, now: datetime):

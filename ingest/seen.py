@@ -13,13 +13,16 @@ Tables:
   seen_keys  key -> article_id, state ('pending' until the broker acknowledged, then 'published'),
              last_sighted (for pruning). An entry is a duplicate when any of its keys is here.
   outbox     article_id -> the encoded Article, in arrival order; deleted once acknowledged.
+  page_wait  article_id -> the encoded Article (feed text) while its page is fetched; moved to the
+             outbox, with the page's text or as it is, when the fetch ends. A row left by a stopped
+             process is moved as it is at the next start: a page is fetched at most once.
   feeds      url -> validators, interval, next poll, health counters.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +42,12 @@ CREATE INDEX IF NOT EXISTS seen_keys_article ON seen_keys(article_id);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id TEXT NOT NULL UNIQUE,
+    feed_url TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    queued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS page_wait (
+    article_id TEXT PRIMARY KEY,
     feed_url TEXT NOT NULL,
     payload BLOB NOT NULL,
     queued_at REAL NOT NULL
@@ -170,9 +179,11 @@ class IngestStore:
                 f"SELECT key FROM seen_keys WHERE key IN ({marks})", chunk))
         return known
 
-    def record_poll(self, state: FeedState, entries: Sequence[ParsedEntry], now: datetime) -> list[ParsedEntry]:
+    def record_poll(self, state: FeedState, entries: Sequence[ParsedEntry], now: datetime,
+                    hold: Callable[[ParsedEntry], bool] = lambda entry: False) -> list[ParsedEntry]:
         """In one transaction: queue the entries not seen before (first one wins when two share a
-        key), mark the sighting of the known ones, and save the feed's state. Returns the queued."""
+        key), mark the sighting of the known ones, and save the feed's state. Returns the queued.
+        New entries for which `hold(entry)` is true wait in page_wait instead of the outbox."""
         stamp = now.timestamp()
         with self._transaction():
             known = self._known_keys(key for entry in entries for key in entry.keys)
@@ -181,7 +192,8 @@ class IngestStore:
                 if any(key in known for key in entry.keys):
                     continue
                 article = entry.article
-                self._db.execute("INSERT INTO outbox (article_id, feed_url, payload, queued_at) VALUES (?,?,?,?)",
+                table = "page_wait" if hold(entry) else "outbox"
+                self._db.execute(f"INSERT INTO {table} (article_id, feed_url, payload, queued_at) VALUES (?,?,?,?)",
                                  (article.id, state.url, article.encode(), stamp))
                 self._db.executemany(
                     "INSERT INTO seen_keys (key, article_id, state, last_sighted) VALUES (?,?,'pending',?)",
@@ -198,6 +210,31 @@ class IngestStore:
             self._save_feed(state.with_(articles_total=state.articles_total + len(queued)))
         return queued
 
+    def release_page(self, article_id: str, payload: bytes | None = None) -> bool:
+        """Move a held article to the outbox, with `payload` (the article with its page's text) or
+        as it was held; False when it was not held (already released)."""
+        with self._transaction():
+            row = self._db.execute("SELECT feed_url, payload, queued_at FROM page_wait WHERE article_id = ?",
+                                   (article_id,)).fetchone()
+            if row is None:
+                return False
+            self._db.execute("DELETE FROM page_wait WHERE article_id = ?", (article_id,))
+            self._db.execute("INSERT INTO outbox (article_id, feed_url, payload, queued_at) VALUES (?,?,?,?)",
+                             (article_id, row[0], payload if payload is not None else row[1], row[2]))
+        return True
+
+    def release_all_pages(self) -> int:
+        """Move every held article to the outbox as it was held (at start: pages that a stopped
+        process was fetching are not fetched again); returns how many."""
+        with self._transaction():
+            self._db.execute("INSERT INTO outbox (article_id, feed_url, payload, queued_at) "
+                             "SELECT article_id, feed_url, payload, queued_at FROM page_wait ORDER BY queued_at")
+            cursor = self._db.execute("DELETE FROM page_wait")
+        return cursor.rowcount
+
+    def held_count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM page_wait").fetchone()[0]
+
     def pending_after(self, seq: int, limit: int) -> list[PendingArticle]:
         """Queued articles not yet acknowledged, oldest first, after outbox position `seq`."""
         rows = self._db.execute("SELECT seq, article_id, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -205,7 +242,8 @@ class IngestStore:
         return [PendingArticle(row[0], row[1], bytes(row[2])) for row in rows]
 
     def pending_count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        """Articles not yet acknowledged by the broker: in the outbox, or held for their page."""
+        return self._db.execute("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM page_wait)").fetchone()[0]
 
     def mark_published(self, article_ids: Sequence[str]) -> None:
         """The broker acknowledged these: the seen-state advances and the outbox forgets them."""

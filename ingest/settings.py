@@ -42,6 +42,22 @@ class IngestSettings(StrictModel):
     max_summary_chars: int = pydantic.Field(default=2_000, ge=100)
     seen_retention_days: int = pydantic.Field(default=180, ge=1,
                                               description="forget ids not sighted for this long")
+    # Article pages (ingest/pages.py): fetched for entries whose feed text is short.
+    full_text_min_chars: int = pydantic.Field(
+        default=600, ge=0, le=100_000, description="feed text shorter than this (plain text) fetches the page")
+    page_wait_s: float = pydantic.Field(
+        default=20.0, gt=0, le=600, description="longest an article waits for its page before going out with feed text")
+    page_concurrency: int = pydantic.Field(default=10, ge=1, le=500, description="page fetches in flight in total")
+    page_max_bytes: int = pydantic.Field(default=5 * 1024 * 1024, ge=1024,
+                                         description="cap on a page's decoded body")
+    page_deadline_s: float = pydantic.Field(default=15.0, gt=0, le=600,
+                                            description="total time for one page fetch, redirects included")
+    extract_budget_s: float = pydantic.Field(default=5.0, gt=0, le=120,
+                                             description="time to extract one page's text")
+    extract_workers: int = pydantic.Field(default=1, ge=1, le=64,
+                                          description="page extraction processes (apart from the feed parsers)")
+    page_retry_after_max_s: float = pydantic.Field(
+        default=3600.0, ge=1, description="cap on how long a host's Retry-After stops page fetches to it")
 
     @pydantic.field_validator("interval_ceiling_s")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import pydantic
@@ -76,6 +77,11 @@ class ArticleFields(Record):
     source: str | None = None
     authors: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    # Where `text` came from: the feed entry, or the article's page (ingest fetched it because the
+    # feed carried only a teaser). Optional within v1: records written before it have none.
+    text_source: Literal["feed", "page"] | None = pydantic.Field(
+        default=None, description="where `text` came from: the feed entry, or the article's page that ingest "
+                                  "fetched because the feed carried a teaser; absent from older v1 records")
 
 
 class Article(ArticleFields):
@@ -233,3 +239,23 @@ def dumps(value: Any) -> str:
     """JSON for people and JSON-lines files: UTF-8 text kept as is, compact separators."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
+
+
+ARTICLE_SCHEMA_FILE = Path(__file__).parent / "schema" / "article-v1.schema.json"
+
+
+def article_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of Article v1 as ingest writes it to `<prefix>articles`.
+
+    Fields with a default may be absent from records written by older versions (`text_source`
+    arrived within v1); readers must ignore fields they do not know."""
+    schema = Article.model_json_schema(mode="serialization", by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://newswatch.invalid/schema/article-v1.schema.json",
+            "title": "newswatch Article, version 1", **{k: v for k, v in schema.items() if k != "title"}}
+
+
+if __name__ == "__main__":  # regenerate the published schema: python -m newswatch.schemas
+    ARTICLE_SCHEMA_FILE.write_text(json.dumps(article_json_schema(), indent=2, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
+    print(ARTICLE_SCHEMA_FILE)

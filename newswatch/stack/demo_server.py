@@ -57,7 +57,7 @@ def is_not_modified(etag: str, mtime: float, if_none_match: str | None, if_modif
 
 
 def content_type(content: bytes, name: str) -> str:
-    """Atom or RSS by the root element; anything else as XML or plain bytes."""
+    """Atom or RSS by the root element; HTML pages as HTML; anything else as XML or plain bytes."""
     head = content[:2048]
     if name.endswith(".xml"):
         if b"<feed" in head:
@@ -67,6 +67,8 @@ def content_type(content: bytes, name: str) -> str:
         return "application/xml; charset=utf-8"
     if name.endswith(".json"):
         return "application/json"
+    if name.endswith(".html"):  # article pages served beside the feeds that link to them
+        return "text/html; charset=utf-8"
     return "application/octet-stream"
 
 

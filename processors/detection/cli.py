@@ -85,13 +85,14 @@ def read_articles(lines: Iterable[str], name: str, errors: list[str]) -> Iterato
             errors.append(str(exc))
 
 
-def _open_input(name: str, errors: list[str], allow_private_networks: bool = False) -> Iterator[InputArticle]:
+def _open_input(name: str, errors: list[str], allow_private_networks: bool = False,
+                fetch_pages: bool = False) -> Iterator[InputArticle]:
     if name == "-":
         yield from read_articles(sys.stdin, "<stdin>", errors)
         return
     path = Path(name)
     if "://" in name or _looks_like_xml(path):
-        yield from _feed_articles(name, errors, allow_private_networks)
+        yield from _feed_articles(name, errors, allow_private_networks, fetch_pages)
         return
     if not path.exists() or path.is_dir():
         errors.append(f"{name}: no such file")
@@ -123,11 +124,13 @@ def _looks_like_xml(path: Path) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
-def _feed_articles(name: str, errors: list[str], allow_private_networks: bool) -> Iterator[InputArticle]:
-    """Articles from a feed file or URL, as ingest would make them (parsed with ingest's parser)."""
+def _feed_articles(name: str, errors: list[str], allow_private_networks: bool,
+                   fetch_pages: bool = False) -> Iterator[InputArticle]:
+    """Articles from a feed file or URL, as ingest would make them (parsed with ingest's parser;
+    with `fetch_pages`, short entries get their page's text as ingest's full_text: auto gives it)."""
     from datetime import datetime, timezone
 
-    from ingest.cli import read_feed
+    from ingest.cli import pages_summary, read_feed, read_pages
     from ingest.settings import IngestSettings
     from newswatch.errors import NewswatchError
 
@@ -137,7 +140,11 @@ def _feed_articles(name: str, errors: list[str], allow_private_networks: bool) -
     except NewswatchError as exc:
         errors.append(str(exc))
         return
-    for article in parsed.articles:
+    articles = parsed.articles
+    if fetch_pages:
+        articles, outcomes = read_pages(articles, settings)
+        click.echo(f"{name}: {pages_summary(articles, outcomes)}", err=True)
+    for article in articles:
         yield InputArticle(id=article.id, title=article.title, text=article.text, lang=article.lang,
                            summary=article.summary)
 
@@ -166,8 +173,11 @@ def _table_rows(article: InputArticle, hits) -> list[str]:
               help="inputs carry `labels`; print precision, recall and F1 per topic and language")
 @click.option("--allow-private-networks", is_flag=True,
               help="let feed URLs reach loopback/private addresses (refused by default, as in ingest)")
+@click.option("--fetch-pages", is_flag=True,
+              help="for feed inputs: fetch the page of each entry whose feed text is short and detect on "
+                   "the page's text, as ingest does (full_text: auto)")
 def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, evaluate: bool,
-           allow_private_networks: bool) -> None:
+           allow_private_networks: bool, fetch_pages: bool) -> None:
     """Run the detector offline over INPUT... (JSON-lines files, feed files or URLs, plain-text
     articles; - is stdin)."""
     watchlist: Watchlist = load_watchlists(watchlists_path)
@@ -178,7 +188,7 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
     if output_format == "table" and not evaluate:
         out.write(f"{'id':<24} {'topic':<20} {'score':>5}  {'rule':<26} evidence\n")
     for name in inputs:
-        for article in _open_input(name, errors, allow_private_networks):
+        for article in _open_input(name, errors, allow_private_networks, fetch_pages):
             hits = detect_topics(article, watchlist)
             if evaluate:
                 if article.labels is None:

@@ -14,6 +14,7 @@ def test_good_file_gets_defaults():
                                                                              "example.org")
     assert (second.name, second.lang, second.interval, second.tags) == ("B", "ar", 120, ("x", "y"))
     assert feeds.enabled == (first,)
+    assert first.full_text == "auto"  # teaser entries get their page by default
 
 
 @pytest.mark.parametrize("text, line, needle", [
@@ -23,6 +24,7 @@ def test_good_file_gets_defaults():
     ("feeds:\n  - url: https://a.example/\n    interval: -5\n", 3, "greater than 0"),
     ("feeds:\n  - url: https://a.example/\n    lang: english please\n", 3, "not a language tag"),
     ("feeds:\n  - name: nameless\n", 2, "required key is missing"),
+    ("feeds:\n  - url: https://a.example/\n    full_text: sometimes\n", 3, "'auto', 'always' or 'never'"),
     ("feeds:\n  - url: https://a.example/\n  - url: https://b.example/\n  - url: https://a.example/\n", 4,
      "already listed (line 2)"),
     ("feeds:\n  - url: [unclosed\n", 3, "invalid YAML"),

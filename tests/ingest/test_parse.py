@@ -129,8 +129,11 @@ def test_language_order_entry_then_feed_then_hint():
     # A feed-wide "en" over a Russian or Arabic story gives way to the story's script.
     ("Министры обороны России и Египта обсудили поставки С-400 в Каире", "en", "ru"),
     ("وزيرا الخارجية والدفاع يبحثان صفقة منظومات الدفاع الجوي في القاهرة", "en", "ar"),
-    # Latin text in an Arabic feed could be any Latin-script language: unknown, not a guess.
-    ("The defence ministers discussed air defence deliveries in Cairo", "ar", None),
+    # Latin text in an Arabic feed: identified from its words (ingest.langid).
+    ("The defence ministers discussed air defence deliveries in Cairo", "ar", "en"),
+    # Another language of the same script as the text's is identified too, never confused.
+    ("Міністри оборони України та Польщі обговорили постачання систем ППО", "en", "uk"),
+    ("وزیران دفاع دو کشور درباره خرید سامانه‌های پدافند هوایی گفتگو کردند", "en", "fa"),
     # Agreeing scripts, Latin codes in a Russian text, a short quote: the declaration stands.
     ("Поставки S-400 и Patriot обсуждались на встрече министров обороны", "ru", "ru"),
     ("The minister quoted the Russian phrase «переговоры» twice at the press conference", "en", "en"),
@@ -189,6 +192,18 @@ def test_plain_text_title_keeps_angle_brackets():
     doc = (b'<rss version="2.0"><channel><title>x</title><item><title>Deal for &lt;S-400&gt; systems</title>'
            b'<link>http://x.test/1</link></item></channel></rss>')
     assert parse_feed(doc, FEED, fetched_at=NOW).articles[0].title == "Deal for <S-400> systems"
+
+
+@pytest.mark.parametrize("escaped, title", [
+    ("&lt;script&gt;alert('x')&lt;/script&gt;Deal for S-400 systems", "Deal for S-400 systems"),
+    ("&lt;b&gt;Egypt&lt;/b&gt; and &lt;a href=\"/r\"&gt;Russia&lt;/a&gt; hold 2+2 talks", "Egypt and Russia hold 2+2 talks"),
+    ("Deal for &lt;S-400&gt; systems &lt;!-- tracking --&gt;", "Deal for <S-400> systems"),
+    ("&lt;img src=x onerror=alert(1)&gt;Тор-М2 &amp; «Бук»", "Тор-М2 & «Бук»"),
+])
+def test_a_title_carrying_escaped_markup_keeps_only_its_words(escaped, title):
+    doc = (f'<rss version="2.0"><channel><title>x</title><item><title>{escaped}</title>'
+           f'<link>http://x.test/1</link></item></channel></rss>').encode()
+    assert parse_feed(doc, FEED, fetched_at=NOW).articles[0].title == title
 
 
 @pytest.mark.parametrize("doc, reason", [

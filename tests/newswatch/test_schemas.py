@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -100,3 +101,21 @@ def test_dead_letter_keeps_original_bytes_and_reason():
                         offset=7, key="k", value="garbage")
     back = decode(letter.encode(), DeadLetter)
     assert (back.error, back.offset, back.value) == ("not JSON", 7, "garbage")
+
+
+def test_the_published_article_schema_is_the_model_and_text_source_is_optional_in_v1():
+    import jsonschema
+
+    from newswatch.schemas import ARTICLE_SCHEMA_FILE, Article, FeedRef, article_json_schema, decode
+
+    published = json.loads(ARTICLE_SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert published == article_json_schema(), "regenerate: python -m newswatch.schemas"
+    validator = jsonschema.Draft202012Validator(published)
+    old = {"schema": "newswatch.article/v1", "id": "a", "fetched_at": "2026-12-01T00:00:00Z",
+           "feed": {"url": "https://example.org/rss"}}
+    assert decode(json.dumps(old).encode(), Article).text_source is None  # written before the field existed
+    validator.validate(old)
+    page = Article(id="a", text="x", fetched_at=datetime(2026, 12, 1, tzinfo=timezone.utc),
+                   feed=FeedRef(url="https://example.org/rss"), text_source="page")
+    validator.validate(json.loads(page.encode()))
+    assert list(validator.iter_errors({**old, "text_source": "web"}))
