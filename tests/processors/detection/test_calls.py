@@ -6,7 +6,7 @@ import json
 import pytest
 
 from alerts.route import route_one
-from alerts.subscriptions import Subscription
+from alerts.subscriptions import Subscription, load_subscriptions
 from processors.detection import detect
 from processors.detection.evaluate import ALL, score_labelled
 from tests.alerts.factories import T0, match
@@ -129,3 +129,10 @@ def test_the_call_topic_is_low_severity_and_described(seed_watchlist):
     assert topics["ministerial_visit"].severity == "medium"
     assert "phone" in topics["ministerial_call"].description
     assert "in person" in topics["ministerial_visit"].description
+
+
+@pytest.mark.parametrize("name", ["subscriptions.yaml", "deploy-subscriptions.yaml"])
+def test_the_demo_subscriptions_take_the_call_topic(name):
+    subscriptions = load_subscriptions(REPO / "seeds" / name).subscriptions
+    sinks = [s for s in subscriptions if "sink" in s.name]
+    assert sinks and all(s.wants_topic("ministerial_call") and s.wants_topic("ministerial_visit") for s in sinks)
