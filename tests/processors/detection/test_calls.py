@@ -56,6 +56,10 @@ def test_calls_set_is_balanced_and_both_topics_stay_above_the_floor(seed_watchli
     ("", "Министры иностранных дел Франции и Германии провели переговоры в режиме видеоконференции.", "ru"),
     ("", "بحث وزير الخارجية العماني في اتصال هاتفي مع نظيره الإيراني التطورات في المنطقة.", "ar"),
     ("", "تلقى وزير الدفاع الكويتي اتصالا هاتفيا من نظيره البريطاني، وبحث الجانبان التعاون العسكري.", "ar"),
+    # the verb before the subject, and no "telephone" word
+    ("", "تلقى وزير الدفاع السعودي اتصالا من وزير الدفاع الأمريكي، بحث الجانبان خلاله التعاون العسكري.", "ar"),
+    # taking part by video link in a meeting is not being at the meeting
+    ("", "The defence minister took part by video link in a meeting of the Ukraine Defense Contact Group.", "en"),
 ])
 def test_a_call_is_not_a_visit(seed_watchlist, title, text, lang):
     assert _topics(seed_watchlist, text, title, lang) == {"ministerial_call"}
@@ -67,6 +71,8 @@ def test_a_call_is_not_a_visit(seed_watchlist, title, text, lang):
     ("", "Britain's Foreign Secretary spoke by phone with the Kenyan foreign minister and said he would travel "
      "to Nairobi in May.", "en"),
     ("", "Лавров и Фидан провели телефонный разговор и договорились о встрече в Анкаре в начале месяца.", "ru"),
+    ("", "Turkey's foreign minister said he had a productive call with the Iranian foreign minister, and the two "
+     "will meet in Tehran next month.", "en"),
     ("", "أجرى وزير الخارجية الأردني اتصالا هاتفيا مع نظيره التركي، واتفق الوزيران على عقد لقاء في عمّان.", "ar"),
     # a visit that mentions the earlier call carries both
     ("", "The Greek foreign minister held talks with his Turkish counterpart in Ankara on Friday. The visit was "
@@ -91,6 +97,7 @@ def test_a_call_that_announces_or_prepared_a_visit_raises_both(seed_watchlist, t
     # an appeal, an interview, a phone-in, a press conference
     ("", "The foreign minister called for an immediate ceasefire and urged both sides to talk.", "en", set()),
     ("", "The foreign minister said in a phone interview with the BBC that talks would resume.", "en", set()),
+    ("", "Asked by phone whether the foreign minister would resign, a spokesman declined to comment.", "en", set()),
     ("", "قال وزير الخارجية في مداخلة هاتفية مع قناة محلية إن المفاوضات مستمرة.", "ar", set()),
     ("", "Лавров на пресс-конференции заявил, что Москва открыта к диалогу и готова сесть за стол переговоров.",
      "ru", set()),
