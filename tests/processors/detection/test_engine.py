@@ -405,3 +405,17 @@ def test_a_lone_surrogate_in_a_text_does_not_stop_detection(seed_watchlist):
     evidence = {e.term: (e.start, e.end) for hit in hits for e in hit.evidence}
     assert {hit.topic for hit in hits} >= {"arms_deal", "air_defense_system"}
     assert text[slice(*evidence["S-400"])] == "S-400"
+
+
+def test_a_lone_surrogate_does_not_stop_regex_terms(compile_pack):
+    # RE2 reads UTF-8 too: the regexes see the text with U+FFFD in the surrogate's place.
+    watchlist = compile_pack("""
+    topics:
+      - id: codes
+        title: Codes
+        terms:
+          code: {regex: ['hq ?9[a-z]?']}
+    """)
+    text = "The \ud800 HQ-9B battery."
+    (hit,) = detect(Doc(text=text, lang="en"), watchlist)
+    assert text[hit.evidence[0].start:hit.evidence[0].end] == "HQ-9B"
