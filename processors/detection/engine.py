@@ -10,9 +10,12 @@ Evaluation order, per article:
    only for articles in that language or of unknown language.
 3. Per topic, exclusions go first: an exclusion with `within: N` discards the topic's hits within
    N words of an exclusion hit in the same field (with `following: true`, only the N words after
-   it); one without `within` vetoes the topic outright.
-4. Rules are tried in order. A rule fires when every `all_of` term, at least one `any_of` term and
-   no `none_of` term is found in its `fields`; with `near: N` one hit of each of them must fit in
+   it), one with `same_sentence: true` those in the exclusion hit's sentence; one without either
+   vetoes the topic outright. With `drop: [terms]` only those terms' hits are discarded (in the
+   whole article when there is no window), and the topic is never vetoed outright.
+4. Rules are tried in order. A rule fires when every `all_of` and `anywhere` term, at least one
+   `any_of` term and no `none_of` term is found in its `fields`; with `near: N` one hit of each
+   `all_of` term and of the `any_of` group (not the `anywhere` terms) must fit in
    a window of N words of one field, with `same_sentence` in one sentence.
 5. The topic's score is 1 - prod(1 - score) over the rules that fired (independent evidence adds
    up, never past 1); its `rule` is the best-scoring rule, and its evidence that of all fired rules.
@@ -26,7 +29,7 @@ from itertools import accumulate, chain
 from operator import add
 from typing import Any, Iterable
 
-from newswatch.schemas import TopicHit
+from newswatch.schemas import TopicHit, replace_lone_surrogates
 from processors.detection.normalize import Normalized, normalize
 from processors.detection.watchlist import FIELDS, CompiledTopic, Rule, Watchlist
 
@@ -165,8 +168,14 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
                         key = start * stride + term
                         if seen(key, -1) < hit_end:
                             found[key] = hit_end
+    if watchlist.regexes:
+        try:
+            text.encode()
+            regex_text = text
+        except UnicodeEncodeError:  # a lone UTF-16 surrogate: RE2 reads UTF-8 (one character for one)
+            regex_text = replace_lone_surrogates(text)
     for regex in watchlist.regexes:
-        for match in regex.pattern.finditer(text):
+        for match in regex.pattern.finditer(regex_text):
             start, end = match.span()
             if start == end:
                 continue
@@ -292,10 +301,16 @@ def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],
         vetoes = [h for t in exclusion.terms for h in hits.get(t, ())]
         if not vetoes:
             continue
+        if exclusion.same_sentence:
+            hits = _drop_in_sentences(hits, vetoes, fields, exclusion.terms, exclusion.drop)
+            continue
         if exclusion.within is None:
-            return None
+            if not exclusion.drop:
+                return None
+            hits = {t: ([] if t in exclusion.drop else hs) for t, hs in hits.items()}
+            continue
         near_veto = _VetoIndex(vetoes, exclusion.within, following=exclusion.following)
-        hits = near_veto.keep_all(hits, spared=exclusion.terms)
+        hits = near_veto.keep_all(hits, spared=exclusion.terms, only=exclusion.drop)
     fired: list[tuple[Rule, list[Hit]]] = []
     for rule in topic.rules:
         evidence = _evaluate_rule(rule, hits, fields)
@@ -377,15 +392,17 @@ class _VetoIndex:
         # window already covers those words both ways, every such hit is dropped as covered.
         self.overlap = following or within < _OVERLAP_WORDS
 
-    def keep_all(self, hits: dict[int, list[Hit]], spared: tuple[int, ...]) -> dict[int, list[Hit]]:
+    def keep_all(self, hits: dict[int, list[Hit]], spared: tuple[int, ...],
+                 only: frozenset[int] = frozenset()) -> dict[int, list[Hit]]:
         """Each term's hits that are neither within the window of nor overlapping an exclusion
-        hit; the `spared` terms (the exclusion's own) keep all theirs. One call per exclusion,
-        not one per term: a topic has many terms with a hit or two each."""
+        hit; the `spared` terms (the exclusion's own) keep all theirs, and so does every term
+        outside `only` when it is given. One call per exclusion, not one per term: a topic has
+        many terms with a hit or two each."""
         field_entry = self.by_field.get
         overlap = self.overlap
         out: dict[int, list[Hit]] = {}
         for term, term_hits in hits.items():
-            if term in spared:
+            if term in spared or (only and term not in only):
                 out[term] = term_hits
                 continue
             kept = out[term] = []
@@ -412,6 +429,20 @@ class _VetoIndex:
         return out
 
 
+def _drop_in_sentences(hits: dict[int, list[Hit]], vetoes: list[Hit], fields: dict[str, FieldText],
+                       spared: tuple[int, ...], only: frozenset[int]) -> dict[int, list[Hit]]:
+    """The hits outside every sentence that holds an exclusion hit (`same_sentence: true`);
+    the exclusion's own terms, and the terms outside `only` when it is given, keep theirs."""
+    marked = {(h[1], fields[h[1]].sentence(h[2])) for h in vetoes}
+    out: dict[int, list[Hit]] = {}
+    for term, term_hits in hits.items():
+        if term in spared or (only and term not in only):
+            out[term] = term_hits
+        else:
+            out[term] = [h for h in term_hits if (h[1], fields[h[1]].sentence(h[2])) not in marked]
+    return out
+
+
 _ALL_FIELDS = frozenset(FIELDS)
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 
@@ -423,11 +454,11 @@ def _could_fire(rule: Rule, hits: dict[int, list[Hit]]) -> bool:
     """
     scope = rule.fields
     if scope == _ALL_FIELDS:  # most rules: a term with a hit (lists are never empty) is enough
-        for term in rule.all_of:
+        for term in rule.all_of + rule.anywhere:
             if term not in hits:
                 return False
         return not rule.any_of or any(term in hits for term in rule.any_of)
-    for term in rule.all_of:
+    for term in rule.all_of + rule.anywhere:
         if not any(h[1] in scope for h in hits.get(term, ())):
             return False
     return not rule.any_of or any(h[1] in scope for term in rule.any_of for h in hits.get(term, ()))
@@ -475,11 +506,19 @@ def _evaluate_rule(rule: Rule, hits: dict[int, list[Hit]], fields: dict[str, Fie
             if not found:
                 return []
             slots.append(found)
+    elsewhere: list[Hit] = []
+    for term in rule.anywhere:  # found anywhere in scope; its first hit joins the evidence
+        found = _in_fields(get(term, ()), scope)
+        if not found:
+            return []
+        elsewhere.append(found[0])
     if rule.near is not None:
-        return _window(slots, fields, rule.near)
-    if rule.same_sentence:
-        return _window(slots, fields, 0, by_sentence=True)
-    return [h for slot in slots for h in slot][:_EVIDENCE_CAP]
+        evidence = _window(slots, fields, rule.near)
+    elif rule.same_sentence:
+        evidence = _window(slots, fields, 0, by_sentence=True)
+    else:
+        return [h for slot in slots for h in slot][:_EVIDENCE_CAP] + elsewhere
+    return evidence + elsewhere if evidence else []
 
 
 def _window(slots: list[list[Hit]], fields: dict[str, FieldText], width: int, by_sentence: bool = False) -> list[Hit]:

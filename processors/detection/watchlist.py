@@ -83,21 +83,29 @@ class TermSpec(StrictModel):
 
 
 class ExcludeSpec(StrictModel):
-    """Terms that veto the topic: near one of its hits (`within` words) or anywhere in the article.
+    """Terms that veto the topic: near one of its hits (`within` words), in the same sentence
+    (`same_sentence: true`) or anywhere in the article.
 
     With `following: true` only the hits in the `within` words AFTER the exclusion hit are
     discarded: "also present were ... the foreign minister" lists people after the phrase, while
-    the real meeting reported just before it must survive.
+    the real meeting reported just before it must survive. With `drop: [terms]` only those terms'
+    hits are discarded, the others stay: a phone call takes "talks" away from a visit, not the
+    minister; without `within` or `same_sentence` such an exclusion drops them in the whole
+    article instead of vetoing the topic.
     """
 
     terms: tuple[str, ...] = pydantic.Field(min_length=1)
     within: int | None = pydantic.Field(default=None, ge=0, le=1000)
     following: bool = False
+    same_sentence: bool = False
+    drop: tuple[str, ...] = ()
 
     @pydantic.model_validator(mode="after")
     def _following_needs_within(self) -> "ExcludeSpec":
         if self.following and self.within is None:
             raise ValueError("`following: true` needs `within: N` (how many words after the phrase)")
+        if self.same_sentence and self.within is not None:
+            raise ValueError("choose `within` or `same_sentence`, not both")
         return self
 
 
@@ -108,6 +116,9 @@ class RuleSpec(StrictModel):
     all_of: tuple[str, ...] = ()
     any_of: tuple[str, ...] = ()
     none_of: tuple[str, ...] = ()
+    # Terms that must be found too, anywhere in the rule's fields: `near`/`same_sentence` do not
+    # bind them ("the two ministers spoke by phone" in one sentence, a minister's title in another).
+    anywhere: tuple[str, ...] = ()
     near: int | None = pydantic.Field(default=None, ge=0, le=1000, description="words")
     same_sentence: bool = False
     fields: tuple[Field, ...] = FIELDS
@@ -174,6 +185,7 @@ class Rule:
     same_sentence: bool
     fields: frozenset[str]
     score: float
+    anywhere: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +193,8 @@ class Exclusion:
     terms: tuple[int, ...]
     within: int | None
     following: bool = False
+    same_sentence: bool = False
+    drop: frozenset[int] = frozenset()  # empty: every term but the exclusion's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,7 +524,8 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
             return tuple(out)
 
         exclusions = tuple(
-            Exclusion(refs(ex.terms, base + ("exclude", i, "terms")), ex.within, ex.following)
+            Exclusion(refs(ex.terms, base + ("exclude", i, "terms")), ex.within, ex.following, ex.same_sentence,
+                      frozenset(refs(ex.drop, base + ("exclude", i, "drop"))))
             for i, ex in enumerate(spec.exclude))
         excluded = {t for ex in exclusions for t in ex.terms}
         rules: list[Rule] = []
@@ -522,13 +537,13 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
             seen_rules.add(rule.id)
             rules.append(Rule(rule.id, refs(rule.all_of, loc + ("all_of",)), refs(rule.any_of, loc + ("any_of",)),
                               refs(rule.none_of, loc + ("none_of",)), rule.near, rule.same_sentence,
-                              frozenset(rule.fields), rule.score))
+                              frozenset(rule.fields), rule.score, refs(rule.anywhere, loc + ("anywhere",))))
         own_terms = tuple(term_index[f"{topic_id}.{name}"] for name in spec.terms)
         if not rules:
             # No rules: any of the topic's own terms (except pure exclusion terms) raises it.
             positive = tuple(t for t in own_terms if t not in excluded)
             rules.append(Rule("any_term", (), positive, (), None, False, frozenset(FIELDS), 0.8))
-        positive_terms = frozenset(t for r in rules for t in r.all_of + r.any_of)
+        positive_terms = frozenset(t for r in rules for t in r.all_of + r.any_of + r.anywhere)
         used = positive_terms | {t for r in rules for t in r.none_of} | excluded
         compiled.append(CompiledTopic(Topic(spec.id, spec.title, spec.severity, spec.description.strip()),
                                       frozenset(used), positive_terms, tuple(rules), exclusions))

@@ -198,6 +198,66 @@ def test_scores_combine_fired_rules_and_rule_names_the_best(compile_pack):
     assert (hit.rule, hit.score) == ("near", 0.7)
 
 
+# `drop` takes some terms' hits away and leaves the others; `same_sentence` scopes an exclusion to the
+# sentence of its hit; `anywhere` terms must be found but need not sit in the rule's window.
+CALLS_PACK = """
+topics:
+  - id: visit
+    title: Visits
+    terms:
+      minister: {en: [minister]}
+      visit: {en: [visit, arrived, meeting]}
+      talks: {en: [talks, discussed]}
+      call: {en: [by phone]}
+      video: {en: [video meeting]}
+      leaders: {en: [the ministers]}
+      faisal: {en: [faisal]}
+    exclude:
+      - terms: [call]
+        same_sentence: true
+        drop: [talks]
+      - terms: [video]
+        within: 0
+        drop: [visit]
+      - terms: [faisal]
+        drop: [visit]
+    rules:
+      - id: minister_visit
+        all_of: [minister]
+        any_of: [visit, talks]
+        near: 10
+      - id: ministers_visit
+        all_of: [leaders, visit]
+        anywhere: [minister]
+        near: 3
+"""
+
+FAR = "The foreign minister spoke at length about the region, its many problems and the long winter ahead. "
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The minister held talks in Cairo.", True),
+    ("The minister discussed Gaza by phone.", False),  # the call's sentence loses its talks words...
+    ("The minister discussed Gaza by phone and will visit Cairo.", True),  # ...not its visit words
+    ("The minister held talks in Cairo. They spoke by phone before.", True),  # another sentence keeps them
+    ("The minister joined a video meeting.", False),  # within 0: the overlapping "meeting" goes...
+    ("The minister arrived for a video meeting.", True),  # ...only the overlapping hit goes
+    ("Faisal said the minister arrived.", False),  # no window: the visit words go in the whole article
+    ("Faisal said the minister held talks.", True),  # and only those terms: talks stay, the topic is not vetoed
+    (FAR + "Later the ministers arrived in Oman.", True),  # anywhere: the title far away
+    ("Later the ministers arrived in Oman.", False),  # ...but it must be there
+])
+def test_drop_same_sentence_and_anywhere(compile_pack, text, expected):
+    watchlist = compile_pack(CALLS_PACK)
+    assert (topics(Doc(text=text, lang="en"), watchlist) == {"visit"}) is expected
+
+
+def test_anywhere_terms_join_the_evidence(compile_pack):
+    (hit,) = detect(Doc(text=FAR + "Later the ministers arrived in Oman.", lang="en"), compile_pack(CALLS_PACK))
+    assert hit.rule == "ministers_visit"
+    assert [e.term for e in hit.evidence] == ["minister", "the ministers", "arrived"]
+
+
 def test_all_of_needs_every_term_and_any_of_needs_one(compile_pack):
     watchlist = compile_pack("""
     topics:
@@ -345,3 +405,17 @@ def test_a_lone_surrogate_in_a_text_does_not_stop_detection(seed_watchlist):
     evidence = {e.term: (e.start, e.end) for hit in hits for e in hit.evidence}
     assert {hit.topic for hit in hits} >= {"arms_deal", "air_defense_system"}
     assert text[slice(*evidence["S-400"])] == "S-400"
+
+
+def test_a_lone_surrogate_does_not_stop_regex_terms(compile_pack):
+    # RE2 reads UTF-8 too: the regexes see the text with U+FFFD in the surrogate's place.
+    watchlist = compile_pack("""
+    topics:
+      - id: codes
+        title: Codes
+        terms:
+          code: {regex: ['hq ?9[a-z]?']}
+    """)
+    text = "The \ud800 HQ-9B battery."
+    (hit,) = detect(Doc(text=text, lang="en"), watchlist)
+    assert text[hit.evidence[0].start:hit.evidence[0].end] == "HQ-9B"

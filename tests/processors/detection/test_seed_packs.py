@@ -275,9 +275,10 @@ def test_long_text_near_misses_stay_quiet(seed_watchlist, title, text, lang):
     ("arms_deal", "الدفاعات السورية", _long("ar", "تصدت الدفاعات الجوية لصواريخ معادية.",
                                           "وكانت موسكو قد سلمت دمشق منظومة إس-300 عام 2018."), "ar"),
     ("arms_deal", "Russia, Indonesia talks", "The ministers discussed military-technical cooperation.", "en"),
-    ("ministerial_visit", "Лавров и Рубио", "Министр иностранных дел Сергей Лавров провел телефонный разговор с Рубио.", "ru"),
-    ("ministerial_visit", "اتصال هاتفي", "أجرى وزير الخارجية اتصالا هاتفيا مع وزير خارجية فرنسا.", "ar"),
-    ("ministerial_visit", "Rubio calls Saudi counterpart",
+    # phone talks are a call now, not a visit (issue 16; test_a_call_is_not_a_visit checks the visit stays quiet)
+    ("ministerial_call", "Лавров и Рубио", "Министр иностранных дел Сергей Лавров провел телефонный разговор с Рубио.", "ru"),
+    ("ministerial_call", "اتصال هاتفي", "أجرى وزير الخارجية اتصالا هاتفيا مع وزير خارجية فرنسا.", "ar"),
+    ("ministerial_call", "Rubio calls Saudi counterpart",
      "The Secretary of State held a phone call with the Saudi foreign minister.", "en"),
     # a trade noun opening a long sentence whose weapon comes at the end
     ("arms_deal", "Norway expands armoured forces", "The contract, which the defence ministry signed on Tuesday "

@@ -27,6 +27,7 @@ from tests.processors.detection.conftest import DATA, SEED_WATCHLISTS
     ("broken-yaml.yaml", 4, "invalid YAML"),
     ("no-topics.yaml", 2, "at least one topic"),
     ("following-without-within.yaml", 8, "`following: true` needs `within: N`"),
+    ("same-sentence-and-within.yaml", 8, "choose `within` or `same_sentence`, not both"),
     ("unused-term.yaml", 7, "term 'ministre' is not used by any rule or exclusion"),
 ])
 def test_each_bad_pack_gives_one_error_with_file_and_line(name, line, message):
