@@ -277,7 +277,7 @@ def published_among(bootstrap: str, topic: str, article_ids: set[str], since_s: 
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
             return found
-        offsets = consumer.offsets_for_times({tp: int(since_s * 1000) for tp in tps})
+        offsets = consumer.offsets_for_times({tp: int(max(0.0, since_s) * 1000) for tp in tps})
         start = {tp: found_at.offset for tp, found_at in offsets.items() if found_at is not None}
         ends = consumer.end_offsets(tps)
         start.update({tp: ends[tp] for tp in tps if tp not in start})  # nothing written since
