@@ -246,6 +246,14 @@ def test_three_pollers_share_sixty_feeds_and_hand_over_a_killed_pollers_feeds(ka
                     (index, owner(before), owner(after), round(after.at - before.at, 2)))
         assert early["violation"] == [], f"feeds polled early: {early['violation']}\n{diagnostics()}"
         assert len(early["handover"]) <= len(taken)
+
+        # `newswatch feeds` shows every feed's health, whichever poller had it.
+        shown = subprocess.run([sys.executable, "-m", "newswatch", "feeds", "--config", str(configs["p1"])], cwd=REPO,
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        rows = {line.split("  ")[0]: line.split()[2] for line in shown.stdout.splitlines() if line.startswith("desk ")}
+        assert rows == {f"desk {index}": "ok" for index in everything}, shown.stdout
+        assert "60 feed(s), 0 failing, 0 article(s) waiting for Kafka" in shown.stdout
     finally:
         collector.done.set()
         for process in processes.values():
