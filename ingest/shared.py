@@ -792,9 +792,25 @@ async def run_shared(config, settings, feeds: Sequence[FeedConfig], *, metrics, 
                             coordinator=coordinator, revoke_timeout_s=settings.handover_grace_s + 10,
                             on_fatal=fatal)
     membership.start()
+    polling, publishing = asyncio.Event(), asyncio.Event()
+
+    async def wind_down() -> None:
+        """On stop, the polls in progress finish (a cut-off poll would be repeated early by the
+        next owner) and their articles get a moment to reach the broker before the publisher stops."""
+        await stop.wait()
+        await poller.release([feed.url for feed in poller.feeds], settings.handover_grace_s)
+        polling.set()
+        publisher.wake()
+        deadline = time.monotonic() + min(5.0, settings.handover_grace_s)
+        while store.pending_count() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        publishing.set()
+
     try:
-        await asyncio.gather(poller.run(stop), publisher.run(stop))
+        await asyncio.gather(poller.run(polling), publisher.run(publishing), wind_down())
     finally:
+        polling.set()
+        publishing.set()
         try:
             await asyncio.to_thread(writer.flush, 10)
         except KafkaError as exc:

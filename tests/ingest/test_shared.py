@@ -180,6 +180,10 @@ def test_three_pollers_share_sixty_feeds_and_hand_over_a_killed_pollers_feeds(ka
             window = {owner(hit) for hit in desk.hits(index) if hit.at >= steady_from}
             assert len(window) == 1, f"feed {index} was polled by {window} while the group was stable"
             owners[index] = window.pop()
+        by_host = defaultdict(set)
+        for index, name in owners.items():
+            by_host[desk.feeds[index][0].host].add(name)
+        assert all(len(names) == 1 for names in by_host.values()), by_host  # the per-host limit holds
         counts = Counter(owners.values())
         victim = counts.most_common(1)[0][0]
         taken = [index for index, name in owners.items() if name == victim]
