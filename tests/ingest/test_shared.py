@@ -20,6 +20,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from newswatch.schemas import Article, decode
 
+from ingest.feeds_config import FeedConfig
+from ingest.shared import sync_feeds
+
 from tests.ingest.feed_server import FeedServer
 from tests.ingest.feeds_fixture import AR, EN, RU, atom, entries, rss1, rss2
 from tests.support.waiting import wait_until
@@ -282,3 +285,38 @@ def test_three_pollers_share_sixty_feeds_and_hand_over_a_killed_pollers_feeds(ka
                 process.wait(30)
         for server in servers:
             server.__exit__(None, None, None)
+
+
+def test_a_feed_added_to_the_feeds_topic_is_polled_by_its_owner_which_keeps_the_others_schedule(
+        kafka_bootstrap, topic_prefix, tmp_path):
+    with FeedServer("127.0.0.7") as server:
+        paths = ("/one.xml", "/two.xml", "/three.xml")
+        for path in paths:
+            server.serve_feed(path, rss2("Desk", "en", entries(EN, f"http://n.example.test{path}", f"{path}-")))
+        feeds = [FeedConfig(url=server.url(path), interval=INTERVAL, full_text="never") for path in paths]
+        (tmp_path / "feeds.yaml").write_text("feeds:\n" + "".join(
+            f"  - url: {feed.url}\n    interval: {INTERVAL}\n    full_text: never\n" for feed in feeds[:2]),
+            encoding="utf-8")
+        log = tmp_path / "p1.log"
+        process = start_poller(write_config(tmp_path, "p1", kafka_bootstrap, topic_prefix), log)
+        try:
+            wait_until(lambda: all(len(server.hits_for(p)) >= 2 for p in paths[:2]), 120,
+                       "the poller never polled its feeds twice")
+            assert server.hits_for("/three.xml") == []
+            # What another poller started with a newer feeds file does first: write it to the topic.
+            assert sync_feeds(kafka_bootstrap, f"{topic_prefix}feeds", feeds, 12) == 1
+            wait_until(lambda: len(server.hits_for("/three.xml")) >= 2, 120, "the added feed was never polled")
+            settle_until = time.monotonic() + 2 * INTERVAL
+            wait_until(lambda: time.monotonic() > settle_until, 60, "settling")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(90) == 0
+            assert "feeds=3" in log.read_text(errors="replace")  # the partition was taken on again
+            for path in paths:
+                hits = [hit for hit in server.hits_for(path) if hit.status is not None]
+                gaps = [round(b.at - a.at, 2) for a, b in zip(hits, hits[1:])]
+                assert all(gap >= MIN_GAP for gap in gaps), (path, gaps)  # the re-read kept the schedule
+                assert all(hit.status == 304 for hit in hits[1:]), path  # and the validators
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
