@@ -631,6 +631,7 @@ class Membership(threading.Thread):
         """Forget `parts` and start the coordinator's revoke; returns its concurrent future."""
         with self._lock:
             self.generation += 1
+            self.coordinator.announced = self.generation  # an adopt still reading its state gives up
             self._assigned -= parts
             for part in parts:
                 self._hosts.pop(part, None)
@@ -697,6 +698,7 @@ class SharedIngest:
         self.wake = wake
         self.owned: dict[int, list[FeedConfig]] = {}
         self.closing = False  # set at shutdown: the publisher has stopped, nothing more will be acknowledged
+        self.announced = 0  # the latest generation the membership thread has begun (set from that thread)
         self._generation = 0
         self._lock = asyncio.Lock()
 
@@ -710,6 +712,8 @@ class SharedIngest:
             since = min((p.queued for p in state.pending.values()), default=time.time()) - LOOKBACK_S
             published = await asyncio.to_thread(published_among, self.bootstrap, self.articles_topic,
                                                 set(state.pending), since)
+            if self.closing or generation != self.announced:
+                return  # revoked while we read: the next owner has it
             requeued = self.store.load(part, state, published)
             self.poller.adopt(feeds)
             self.owned[part] = feeds
