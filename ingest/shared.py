@@ -708,10 +708,21 @@ class SharedIngest:
                 return
             if part in self.owned:
                 await self._release([part])
-            state = await asyncio.to_thread(read_state, self.bootstrap, self.state_topic, [part])
-            since = min((p.queued for p in state.pending.values()), default=time.time()) - LOOKBACK_S
-            published = await asyncio.to_thread(published_among, self.bootstrap, self.articles_topic,
-                                                set(state.pending), since)
+            delay = 1.0
+            while True:  # the broker may be away for a while: the partition waits, unpolled, until it is read
+                try:
+                    state = await asyncio.to_thread(read_state, self.bootstrap, self.state_topic, [part])
+                    since = min((p.queued for p in state.pending.values()), default=time.time()) - LOOKBACK_S
+                    published = await asyncio.to_thread(published_among, self.bootstrap, self.articles_topic,
+                                                        set(state.pending), since)
+                    break
+                except KafkaError as exc:
+                    log_event(log, logging.WARNING, "partition_state_unreadable", partition=part,
+                              reason=type(exc).__name__, detail=str(exc)[:200], retry_in_s=delay)
+                if self.closing or generation != self.announced:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
             if self.closing or generation != self.announced:
                 return  # revoked while we read: the next owner has it
             requeued = self.store.load(part, state, published)
