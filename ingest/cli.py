@@ -187,6 +187,13 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if settings.shared:
+        try:
+            await _run_shared(config, settings, feeds, metrics, stop)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        return
     store = IngestStore.in_dir(config.resolve(settings.state_dir))
     topic = config.kafka.topics.articles
     bootstrap = config.kafka.bootstrap()
@@ -211,6 +218,24 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
         log_event(log, logging.INFO, "ingest_stopped", published=publisher.published, pending=pending)
 
 
+async def _run_shared(config, settings: IngestSettings, feeds, metrics: IngestMetrics, stop: asyncio.Event) -> None:
+    """Shared mode (ingest/shared.py): the same pieces, the feeds assigned by the pollers' group."""
+    from ingest.parse_pool import ParsePool
+    from ingest.shared import run_shared
+
+    parser = ParsePool(settings.parse_workers, settings.parse_budget_s)
+    extractor = ParsePool(settings.extract_workers, settings.extract_budget_s)
+    published = 0
+    try:
+        async with build_client(settings) as client:
+            published = await run_shared(config, settings, feeds, metrics=metrics, parser=parser,
+                                         extractor=extractor, client=client, stop=stop)
+    finally:
+        parser.close()
+        extractor.close()
+        log_event(log, logging.INFO, "ingest_stopped", mode="shared", published=published)
+
+
 # --- feeds -------------------------------------------------------------------------------
 
 @click.command("feeds")
@@ -222,6 +247,12 @@ def feeds(config_path: Path | None) -> None:
     if config.feeds is None:
         raise IngestError("no feeds file configured (feeds:)")
     configured = load_feeds(config.resolve(config.feeds)).feeds
+    if settings.shared:
+        states, pending, where = _shared_states(config)
+        click.echo(format_feed_table(configured, states, datetime.now(timezone.utc)))
+        click.echo(f"\n{len(configured)} feed(s), {sum(1 for f in configured if states.get(f.url) and states[f.url].consecutive_failures)} failing, "
+                   f"{pending} article(s) waiting for Kafka; state: {where}")
+        return
     state_file = config.resolve(settings.state_dir) / STATE_FILENAME
     states = {}
     if state_file.exists():
@@ -236,6 +267,24 @@ def feeds(config_path: Path | None) -> None:
     click.echo(format_feed_table(configured, states, datetime.now(timezone.utc)))
     click.echo(f"\n{len(configured)} feed(s), {sum(1 for f in configured if states.get(f.url) and states[f.url].consecutive_failures)} failing, "
                f"{pending} article(s) waiting for Kafka; state: {state_file}")
+
+
+def _shared_states(config):
+    """Every feed's state as the feed-state topic holds it (shared mode), whichever poller has it."""
+    from kafka.errors import KafkaError
+
+    from ingest.shared import read_all_state, state_topic
+
+    topic = state_topic(config.kafka.topics)
+    bootstrap = config.kafka.bootstrap()
+    try:
+        state = read_all_state(bootstrap, topic)
+    except KafkaError as exc:
+        raise IngestError(f"ingest.shared is on, so feed health is on Kafka, which cannot be read at {bootstrap}: "
+                          f"{exc}; is the broker running (`newswatch kafka status`)?") from None
+    if state is None:
+        return {}, 0, f"topic {topic} (not created yet: no poller has started)"
+    return state.feeds, len(state.pending), f"topic {topic} on {bootstrap}"
 
 
 def _age(when: datetime | None, now: datetime) -> str:

@@ -101,6 +101,11 @@ class Poller:
         self._global = asyncio.Semaphore(settings.concurrency)
         self._per_host: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.per_host))
         self._failing = {url for url, state in self.states.items() if state.consecutive_failures}
+        # Feed loops by url, and each loop's own halt (set when the feed is released to another
+        # poller, `release()`): a loop ends after the poll it is in, never in the middle of one.
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._halts: dict[str, asyncio.Event] = {}
+        self._running = False
         self._moved: dict[str, str] = {}  # feed url -> where it said it moved, already logged
         # Article pages for teaser feeds (ingest/pages.py): their fetches count against the same
         # per-host limit as the feed polls; their text is extracted by `extractor` (a worker pool
@@ -138,9 +143,50 @@ class Poller:
         """Poll every feed once now (limits apply); for tests, benchmarks and a first cycle."""
         return list(await asyncio.gather(*(self.poll_feed(feed) for feed in self.feeds)))
 
+    def _start_loop(self, feed: FeedConfig) -> None:
+        halt = self._halts[feed.url] = asyncio.Event()
+        self._tasks[feed.url] = asyncio.create_task(self._feed_loop(feed, halt), name=f"feed:{feed.url}")
+
+    def adopt(self, feeds: Sequence[FeedConfig]) -> None:
+        """Take on more feeds (shared mode: a partition of the feeds topic was assigned). Their
+        states are read from the store now, so load them into it first."""
+        known = {feed.url for feed in self.feeds}
+        fresh = [feed for feed in feeds if feed.url not in known]
+        self.feeds.extend(fresh)
+        self.states.update(self.store.feed_states_for(feed.url for feed in fresh))
+        for feed in fresh:
+            self._note_health(self.states[feed.url])
+            if self._running:
+                self._start_loop(feed)
+        self.metrics.feeds_total.set(len(self.feeds))
+
+    async def release(self, urls: Sequence[str], grace_s: float) -> None:
+        """Stop polling these feeds: each loop finishes the poll it is in (up to `grace_s`, then it
+        is cancelled) and the feeds are forgotten here; their state stays in the store."""
+        urls = set(urls)
+        tasks = []
+        for url in urls:
+            if url in self._halts:
+                self._halts.pop(url).set()
+            if url in self._tasks:
+                tasks.append(self._tasks.pop(url))
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.feeds = [feed for feed in self.feeds if feed.url not in urls]
+        for url in urls:
+            self.states.pop(url, None)
+            self._failing.discard(url)
+        self.metrics.feeds_total.set(len(self.feeds))
+        self.metrics.feeds_failing.set(len(self._failing))
+
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every feed on its own schedule until `stop` is set."""
-        tasks = [asyncio.create_task(self._feed_loop(feed, stop), name=f"feed:{feed.url}") for feed in self.feeds]
+        self._running = True
+        for feed in self.feeds:
+            self._start_loop(feed)
         last_prune = None
         try:
             while not stop.is_set():
@@ -152,16 +198,19 @@ class Poller:
                     last_prune = now
                 await _wait(stop, 60.0)
         finally:
+            self._running = False
+            tasks = list(self._tasks.values())
+            self._tasks.clear()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.pages.close()
 
-    async def _feed_loop(self, feed: FeedConfig, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+    async def _feed_loop(self, feed: FeedConfig, halt: asyncio.Event) -> None:
+        while not halt.is_set():
             due = self.states[feed.url].next_poll_at
             delay = (due - self.clock()).total_seconds() if due else 0.0
-            if delay > 0 and await _wait(stop, delay):
+            if delay > 0 and await _wait(halt, delay):
                 return
             try:
                 await self.poll_feed(feed)

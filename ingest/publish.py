@@ -74,8 +74,11 @@ class OutboxPublisher:
 
     def __init__(self, store: IngestStore, connect: Callable[[], KafkaProducer], topic: str,
                  metrics: IngestMetrics, settings: PublishSettings = PublishSettings(),
-                 rand: Callable[[], float] = random.random):
+                 rand: Callable[[], float] = random.random, before_send: Callable[[], None] | None = None):
         self.store = store
+        # Shared mode (ingest/shared.py): makes the state topic hold each article as pending before
+        # the article itself is sent; runs in the sending thread and raises KafkaError when it cannot.
+        self._before_send = before_send
         self.topic = topic
         self.metrics = metrics
         self.settings = settings
@@ -175,6 +178,8 @@ class OutboxPublisher:
 
     def _send_batch(self, batch: list[PendingArticle], loop: asyncio.AbstractEventLoop) -> int:
         """Runs in a worker thread: producer.send() may block while metadata is unavailable."""
+        if self._before_send is not None:
+            self._before_send()
         sent = 0
         for row in batch:
             future = self._producer.send(self.topic, key=row.article_id.encode("utf-8"), value=row.payload)

@@ -58,6 +58,18 @@ class IngestSettings(StrictModel):
                                           description="page extraction processes (apart from the feed parsers)")
     page_retry_after_max_s: float = pydantic.Field(
         default=3600.0, ge=1, description="cap on how long a host's Retry-After stops page fetches to it")
+    # Several pollers sharing the feeds through Kafka (ingest/shared.py, docs/ingest.md).
+    shared: bool = pydantic.Field(
+        default=False, description="share the feeds with the other `newswatch ingest` processes of this topic "
+                                   "prefix: each feed is polled by one of them; state lives on Kafka, not state_dir")
+    feed_partitions: int = pydantic.Field(
+        default=12, ge=1, le=256, description="partitions of the feeds and feed-state topics when created "
+                                              "(at most this many pollers get work)")
+    session_timeout_s: float = pydantic.Field(
+        default=10.0, ge=6, le=300, description="a poller silent this long loses its feeds to the others")
+    handover_grace_s: float = pydantic.Field(
+        default=20.0, gt=0, le=600, description="how long a poller giving feeds away waits for its polls "
+                                                 "and their articles to finish")
 
     @pydantic.field_validator("interval_ceiling_s")
     @classmethod

@@ -34,7 +34,8 @@ class StaticFeed:
 
 
 class FeedServer:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
+        self.host = host  # any 127.0.0.x: several servers are several hosts to the poller
         self.routes: dict[str, object] = {}
         self.hits: list[Hit] = []
         self._loop = asyncio.new_event_loop()
@@ -59,14 +60,14 @@ class FeedServer:
         app.router.add_route("GET", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def serve_feed(self, path: str, body: bytes, **options) -> None:
         self.routes[path] = StaticFeed(body, **options)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from newswatch.broker.artifacts import KAFKA_VERSION
+from newswatch.config import load_config
 from newswatch.stack.plan import plan_children
 from newswatch.stack.settings import UpSettings
 
@@ -61,6 +62,15 @@ def test_processors_scale_out_by_replicas_one_by_default(compose):
     scaled = _compose("config", "--format", "json", NEWSWATCH_PROCESS_REPLICAS="3")
     assert scaled.returncode == 0, scaled.stderr
     assert json.loads(scaled.stdout)["services"]["process"]["deploy"]["replicas"] == 3
+
+
+def test_ingest_scales_out_by_replicas_one_by_default_in_shared_mode(compose):
+    assert compose["services"]["ingest"]["deploy"]["replicas"] == 1
+    assert "ports" not in compose["services"]["ingest"], "replicas would clash on a published port"
+    scaled = _compose("config", "--format", "json", NEWSWATCH_INGEST_REPLICAS="3")
+    assert scaled.returncode == 0, scaled.stderr
+    assert json.loads(scaled.stdout)["services"]["ingest"]["deploy"]["replicas"] == 3
+    assert load_config(REPO / "seeds" / "deploy.yaml").ingest.shared  # replicas share, never poll twice
 
 
 def test_kafka_is_the_local_brokers_version_single_node_kraft_with_healthcheck_and_volume(compose):
