@@ -31,7 +31,7 @@ from alerts.silences import SilenceWatcher, add_silence, remove_silences
 from alerts.durations import parse_duration
 from alerts.subscriptions import (Endpoint, Silence, SilenceMatchers, SubscriptionsFile, load_subscriptions,
                                   resolve_endpoint)
-from newswatch.config import AppConfig, config_path, load_config
+from newswatch.config import AppConfig, config_path, load_config, pack_topic_ids, subscription_topic_problems
 from newswatch.errors import ConfigError, NewswatchError, SchemaError
 from newswatch.logs import log_event, setup_logging
 from newswatch.netguard import guarded_transport
@@ -60,6 +60,9 @@ def load_stage(path: Path | None) -> Stage:
     if subs_path is None:
         raise ConfigError.single(str(config_path(path)), "no subscriptions file is configured", key="subscriptions")
     subscriptions = load_subscriptions(subs_path)
+    unknown_topics = subscription_topic_problems(config)
+    if unknown_topics:  # a subscription to a topic no pack raises would silently never receive anything
+        raise ConfigError(unknown_topics)
     endpoints = {}
     for sub in subscriptions.subscriptions:
         if sub.enabled:
@@ -128,8 +131,15 @@ async def _run(stage: Stage, metrics: AlertMetrics) -> None:
     dispatcher = Dispatcher(settings=stage.settings, subscriptions=stage.subscriptions, endpoints=stage.endpoints,
                             topics=kafka.topics, bootstrap=kafka.bootstrap(),
                             client_factory=partial(http_client, stage.settings, httpx.create_ssl_context()),
-                            metrics=metrics, poll_silences=SilenceWatcher(stage.subscriptions_path).poll)
+                            metrics=metrics,
+                            poll_silences=SilenceWatcher(stage.subscriptions_path, _known_topics(stage.config)).poll)
     await dispatcher.run(stop)
+
+
+def _known_topics(config: AppConfig) -> set[str] | None:
+    """The topic ids of the configured packs (None when there are none to compare with)."""
+    packs = config.resolve(config.watchlists)
+    return (pack_topic_ids(packs) or None) if packs is not None and packs.exists() else None
 
 
 def _stage_for(ctx: click.Context, config_file: Path | None) -> Stage:
@@ -258,12 +268,16 @@ async def _replay(stage: Stage, letters: list[AlertDeadLetter], dry_run: bool) -
 
 
 def _subscriptions_path(config_file: Path | None) -> Path:
+    return _subscriptions_config(config_file)[1]
+
+
+def _subscriptions_config(config_file: Path | None) -> tuple[AppConfig, Path]:
     config = load_config(config_file)
     path = config.resolve(config.subscriptions)
     if path is None:
         raise ConfigError.single(str(config_path(config_file)), "no subscriptions file is configured",
                                  key="subscriptions")
-    return path
+    return config, path
 
 
 @alerts.group("silence")
@@ -297,7 +311,11 @@ def silence_add(ctx: click.Context, config_file: Path | None, topic, source, lan
         raise click.UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    path = _subscriptions_path(config_file or ctx.obj.get("config_file"))
+    config, path = _subscriptions_config(config_file or ctx.obj.get("config_file"))
+    known = _known_topics(config)
+    if topic is not None and known is not None and topic.lower() not in {k.lower() for k in known}:
+        raise click.UsageError(f"--topic {topic!r} is not a topic of any loaded pack "
+                               f"(known: {', '.join(sorted(known))}); the silence would never match")
     add_silence(path, Silence(matchers=matchers, expires_at=expires, subscriptions=subscriptions, comment=comment))
     described = ", ".join(f"{k}={v}" for k, v in matchers.model_dump(exclude_none=True).items())
     click.echo(f"silenced {described} until {expires.strftime('%Y-%m-%dT%H:%M:%SZ')} "

@@ -21,7 +21,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from alerts.subscriptions import Silence, load_subscriptions, load_subscriptions_text
+from alerts.subscriptions import Silence, load_subscriptions_text, topic_problems
+from newswatch.errors import ConfigError
+from newswatch.yamlconf import read_config_text
 
 
 def add_silence(path: Path, silence: Silence) -> None:
@@ -188,8 +190,9 @@ def active_silences(silences: tuple[Silence, ...], now: datetime) -> list[Silenc
 class SilenceWatcher:
     """Re-reads the silences of a subscriptions file when its modification time changes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, known_topics: set[str] | None = None):
         self.path = path
+        self.known_topics = known_topics  # when given, a silence of a topic no pack defines is an error
         self._stamp = self._current_stamp()
 
     def _current_stamp(self) -> tuple[int, int] | None:
@@ -205,4 +208,10 @@ class SilenceWatcher:
         if stamp == self._stamp:
             return None
         self._stamp = stamp
-        return load_subscriptions(self.path).silences
+        text = read_config_text(self.path)
+        parsed = load_subscriptions_text(text, str(self.path))
+        if self.known_topics is not None:
+            unknown = [p for p in topic_problems(text, str(self.path), self.known_topics) if p.key.startswith("silences")]
+            if unknown:
+                raise ConfigError(unknown)
+        return parsed.silences

@@ -22,7 +22,7 @@ from ingest.settings import IngestSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
 from newswatch.stack.settings import UpSettings
-from newswatch.yamlconf import StrictModel, load_file
+from newswatch.yamlconf import StrictModel, load_file, parse_yaml, read_config_text
 from processors.settings import ProcessSettings
 
 CONFIG_FILENAME = "newswatch.yaml"
@@ -70,13 +70,71 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     return config.model_copy(update={"base_dir": file.parent})
 
 
+def pack_topic_ids(path: Path) -> set[str]:
+    """The topic ids the packs in `path` (a folder of *.yaml, or one file) declare.
+
+    Read from the raw YAML, so a pack with other problems still says which topics it defines
+    (those problems are reported by the watchlist checker).
+    """
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                   and not p.name.startswith(".")) if path.is_dir() else [path]
+    ids: set[str] = set()
+    for file in files:
+        try:
+            data, _ = parse_yaml(read_config_text(file), str(file))
+        except ConfigError:
+            continue
+        topics = data.get("topics") if isinstance(data, dict) else None
+        for topic in topics if isinstance(topics, list) else ():
+            if isinstance(topic, dict) and isinstance(topic.get("id"), str):
+                ids.add(topic["id"])
+    return ids
+
+
+def subscription_topic_problems(config: AppConfig) -> list[ConfigProblem]:
+    """Subscriptions and silences naming a topic that no configured pack defines (file:line each).
+
+    Empty when either file is not configured or missing (those are reported elsewhere).
+    """
+    from alerts.subscriptions import topic_problems
+
+    packs, subs = config.resolve(config.watchlists), config.resolve(config.subscriptions)
+    if packs is None or subs is None or not packs.exists() or not subs.is_file():
+        return []
+    known = pack_topic_ids(packs)
+    if not known:
+        return []  # no readable pack: the watchlist checker says so
+    try:
+        text = read_config_text(subs)
+    except ConfigError:
+        return []
+    return topic_problems(text, str(subs), known)
+
+
+def _named_files(path: str | Path | None) -> AppConfig | None:
+    """The files a newswatch.yaml names, read from its raw YAML when the file as a whole is invalid,
+    so that a typo in one stage's settings does not hide the problems of the other files."""
+    file = config_path(path)
+    try:
+        data, _ = parse_yaml(read_config_text(file), str(file))
+    except ConfigError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    named = {key: Path(data[key]) for key in ("feeds", "watchlists", "subscriptions") if isinstance(data.get(key), str)}
+    return AppConfig(**named).model_copy(update={"base_dir": file.parent}) if named else None
+
+
 def collect_problems(path: str | Path | None = None) -> list[ConfigProblem]:
     """Validate newswatch.yaml and every file it names; every problem, not just the first."""
+    problems: list[ConfigProblem] = []
     try:
         config = load_config(path)
     except ConfigError as exc:
-        return exc.problems
-    problems: list[ConfigProblem] = []
+        problems.extend(exc.problems)
+        config = _named_files(path)
+        if config is None:
+            return problems
     for key in ("feeds", "watchlists", "subscriptions"):
         target = config.resolve(getattr(config, key))
         if target is None:
@@ -86,4 +144,5 @@ def collect_problems(path: str | Path | None = None) -> list[ConfigProblem]:
         elif key in FILE_CHECKERS:
             module_name, function = FILE_CHECKERS[key].split(":")
             problems.extend(getattr(importlib.import_module(module_name), function)(target))
+    problems.extend(subscription_topic_problems(config))
     return problems
