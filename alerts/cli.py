@@ -88,7 +88,7 @@ def http_client(settings: AlertsSettings, tls: ssl.SSLContext | None = None) -> 
 
 
 config_option = click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-                             help="newswatch.yaml (default: seeds/newswatch.yaml)")
+                             help="newswatch.yaml (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml)")
 
 
 @click.group(invoke_without_command=True)

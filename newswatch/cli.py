@@ -140,7 +140,8 @@ def kafka_status(data_dir, port) -> None:
 @main.command("check")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def check(path: Path | None) -> None:
-    """Validate newswatch.yaml (or the one in PATH) and every file it names; list all errors."""
+    """Validate newswatch.yaml (PATH, else $NEWSWATCH_CONFIG, else seeds/) and every file it names;
+    list all errors."""
     from newswatch.config import collect_problems, config_path
 
     problems = collect_problems(path)

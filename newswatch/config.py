@@ -13,6 +13,7 @@ validates the top-level file and every file it names, and returns all problems f
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import pydantic
@@ -55,10 +56,22 @@ class AppConfig(StrictModel):
         return path if path.is_absolute() else self.base_dir / path
 
 
+CONFIG_ENV = "NEWSWATCH_CONFIG"
+
+
 def config_path(path: str | Path | None) -> Path:
-    """Find newswatch.yaml: the given file, or the file inside the given folder, or the seeds default."""
+    """Find newswatch.yaml: the given file (or the file inside the given folder), else the one
+    NEWSWATCH_CONFIG names, else the demo in the source tree's seeds/. An installed package has
+    no seeds/ folder: then, with neither given, a ConfigError says both ways to name one."""
     if path is None:
-        return SEEDS_DIR / CONFIG_FILENAME
+        path = os.environ.get(CONFIG_ENV) or None
+    if path is None:
+        default = SEEDS_DIR / CONFIG_FILENAME
+        if not default.is_file():
+            raise ConfigError.single(
+                CONFIG_FILENAME, f"no config file given and no default at {default}: pass --config PATH "
+                                 f"(a newswatch.yaml or its folder) or set {CONFIG_ENV}=PATH")
+        return default
     path = Path(path)
     return path / CONFIG_FILENAME if path.is_dir() else path
 
@@ -114,8 +127,8 @@ def subscription_topic_problems(config: AppConfig) -> list[ConfigProblem]:
 def _named_files(path: str | Path | None) -> AppConfig | None:
     """The files a newswatch.yaml names, read from its raw YAML when the file as a whole is invalid,
     so that a typo in one stage's settings does not hide the problems of the other files."""
-    file = config_path(path)
     try:
+        file = config_path(path)
         data, _ = parse_yaml(read_config_text(file), str(file))
     except ConfigError:
         return None

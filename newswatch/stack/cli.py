@@ -14,7 +14,7 @@ from newswatch.stack.runner import Console, Stack
 
 @click.command("up")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="newswatch.yaml (or its folder) [default: the demo in seeds/]")
+              help="newswatch.yaml (or its folder) [default: $NEWSWATCH_CONFIG, else the demo in seeds/]")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=Path(".newswatch/up"), show_default=True,
               help="where the children's logs, the sink's alerts.jsonl and up.json go")
 def up(config_file: Path | None, run_dir: Path) -> None:
