@@ -22,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from alerts.subscriptions import Silence, load_subscriptions_text, topic_problems
-from newswatch.errors import ConfigError
+from newswatch.errors import ConfigError, NewswatchError
 from newswatch.yamlconf import read_config_text
 
 
@@ -172,7 +172,7 @@ def _write_if(path: Path, text: str, expected: tuple[Silence, ...]) -> bool:
         return False
     if parsed.silences != expected:
         return False
-    path.write_text(text, encoding="utf-8")
+    _write(path, text)
     return True
 
 
@@ -180,7 +180,22 @@ def _write_checked(path: Path, text: str, expected: tuple[Silence, ...]) -> None
     parsed = load_subscriptions_text(text, str(path))  # never write a file `newswatch check` would reject
     if parsed.silences != expected:
         raise ValueError(f"{path}: the edited file would not hold the expected silences; nothing was written")
-    path.write_text(text, encoding="utf-8")
+    _write(path, text)
+
+
+class SilencesNotWritable(NewswatchError):
+    """The subscriptions file cannot be written (e.g. the read-only config mount of docker compose)."""
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SilencesNotWritable(
+            f"cannot write {path} ({exc.strerror or exc}); nothing was changed. Silences live in the "
+            f"subscriptions file: edit it where it is writable (with docker compose, seeds/ on the host, "
+            f"e.g. `newswatch alerts silence add --config seeds/deploy.yaml ...` in the checkout); "
+            f"a running `newswatch alerts` re-reads it within seconds") from None
 
 
 def active_silences(silences: tuple[Silence, ...], now: datetime) -> list[Silence]:

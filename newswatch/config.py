@@ -159,3 +159,45 @@ def collect_problems(path: str | Path | None = None) -> list[ConfigProblem]:
             problems.extend(getattr(importlib.import_module(module_name), function)(target))
     problems.extend(subscription_topic_problems(config))
     return problems
+
+
+def secret_problems(path: str | Path | None = None, environ=None, extra: tuple[str, ...] = ()) -> list[ConfigProblem]:
+    """Every environment variable the enabled subscriptions name (plus `extra`, e.g. the sink's)
+    that is empty, unset or, for a signing secret, malformed. Names only: values are never shown.
+
+    Empty when the config itself is invalid (`collect_problems` reports that)."""
+    from alerts.signing import BadSecretError, signing_key
+    from alerts.subscriptions import load_subscriptions
+    from newswatch.secrets import Secret
+
+    env = os.environ if environ is None else environ
+    try:
+        config = load_config(path)
+        subs_path = config.resolve(config.subscriptions)
+        subs = load_subscriptions(subs_path) if subs_path is not None else None
+    except ConfigError:
+        return []
+    found: list[ConfigProblem] = []
+    where = str(subs_path) if subs_path is not None else str(config_path(path))
+    wanted: list[tuple[str, str, bool]] = [(name, "named by --secret-env", True) for name in extra]
+    for sub in subs.subscriptions if subs is not None else ():
+        if not sub.enabled:
+            continue
+        if sub.url_env:
+            wanted.append((sub.url_env, f"url_env of subscription {sub.name}", False))
+        if sub.secret_env:
+            wanted.append((sub.secret_env, f"secret_env of subscription {sub.name}", True))
+        wanted.extend((env_name, f"headers_env {header} of subscription {sub.name}", False)
+                      for header, env_name in sub.headers_env.items())
+    for name, purpose, signing in dict.fromkeys(wanted):
+        value = env.get(name)
+        if not value:
+            found.append(ConfigProblem(where, None, None, "", f"environment variable {name} is empty or not set "
+                                                              f"({purpose})"))
+        elif signing:
+            try:
+                signing_key(Secret(value, name))
+            except BadSecretError as exc:
+                found.append(ConfigProblem(where, None, None, "", f"{exc} ({purpose})"))
+    return found
+
