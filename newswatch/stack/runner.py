@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -56,26 +57,47 @@ class Console:
     interactive: bool = False
     _status_shown: bool = False
     _last_plain: tuple[str, float] = ("", 0.0)
+    gone: bool = False  # the reader went away (a closed pipe or terminal): nothing more is written
 
     def say(self, text: str) -> None:
-        self._clear_status()
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(("\r\x1b[K" if self._clear_status() else "") + text + "\n")
 
     def status(self, line: str, now: float) -> None:
         if self.interactive:
-            self._clear_status()
-            self.stream.write("\x1b[2m" + line + "\x1b[0m")
-            self._status_shown = True
-            self.stream.flush()
+            prefix = "\r\x1b[K" if self._clear_status() else ""
+            self._status_shown = self._write(prefix + "\x1b[2m" + line + "\x1b[0m")
         elif line != self._last_plain[0] and now - self._last_plain[1] >= PLAIN_STATUS_EVERY:
             self.say(f"status: {line}")
             self._last_plain = (line, now)
 
-    def _clear_status(self) -> None:
-        if self.interactive and self._status_shown:
-            self.stream.write("\r\x1b[K")
-            self._status_shown = False
+    def _clear_status(self) -> bool:
+        shown, self._status_shown = self.interactive and self._status_shown, False
+        return shown
+
+    def _write(self, text: str) -> bool:
+        """Write and flush; never raises. A console whose pipe or terminal is gone (EPIPE, EIO, a
+        closed file) goes quiet for good, so that a stop it reports is never lost to the report."""
+        if self.gone:
+            return False
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+            return True
+        except (OSError, ValueError):
+            self.gone = True
+            self._silence_stream()
+            return False
+
+    def _silence_stream(self) -> None:
+        # Point the dead descriptor at /dev/null: the interpreter's last flush at exit would
+        # otherwise fail again on what is still buffered and print "Exception ignored".
+        try:
+            fd = self.stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
 
 
 @dataclass
@@ -150,13 +172,14 @@ class Stack:
                 loop.remove_signal_handler(signum)
 
     def _request_stop(self, signum: int) -> None:
+        # Act first, then tell: the console never raises, but the stop must not depend on it.
         if not self.stop_requested.is_set():
+            self.stop_requested.set()
             self.console.say(f"{signal.Signals(signum).name}: stopping the stack "
                              "(once more to kill the stages at once)")
-            self.stop_requested.set()
         elif self.supervisor is not None:
-            self.console.say(f"{signal.Signals(signum).name} again: killing the stages")
             self.supervisor.kill_now()
+            self.console.say(f"{signal.Signals(signum).name} again: killing the stages")
 
     async def _start(self) -> bool:
         """Bring everything up; False when a stop was requested on the way."""
@@ -313,6 +336,7 @@ class Stack:
         tmp.replace(path)
 
     async def _shutdown(self) -> None:
+        started_any = any(part is not None for part in (self.supervisor, self.demo, self.broker))
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self.demo is not None:
@@ -323,4 +347,5 @@ class Stack:
             self.console.say("kafka: stopping the broker this run started")
             await asyncio.to_thread(self.broker.stop, 30.0)
         (self.run_dir / "up.json").unlink(missing_ok=True)  # present only while the stack runs
-        self.console.say("stopped")
+        if started_any:  # after a refusal before anything started, "stopped" would mislead
+            self.console.say("stopped")
