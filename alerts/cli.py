@@ -81,6 +81,7 @@ def http_client(settings: AlertsSettings, tls: ssl.SSLContext | None = None) -> 
     """
     connections = settings.per_host_concurrency
     transport = guarded_transport(allow_private_networks=settings.allow_private_networks,
+                                  allow_networks=settings.allow_networks,
                                   verify=tls if tls is not None else True,
                                   limits=httpx.Limits(max_connections=connections,
                                                       max_keepalive_connections=connections))

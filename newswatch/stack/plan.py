@@ -61,7 +61,7 @@ def run_config(data: dict, config: AppConfig) -> dict:
             derived[key] = str(path)
     ingest = dict(derived.get("ingest") or {})
     ingest["state_dir"] = str(config.resolve(config.ingest.state_dir))
-    if config.up.demo_feeds is not None:
-        ingest["allow_private_networks"] = True
+    if config.up.demo_feeds is not None:  # the demo server's address only, not every private range
+        ingest["allow_networks"] = [*config.ingest.allow_networks, "127.0.0.1/32"]
     derived["ingest"] = ingest
     return derived

@@ -99,7 +99,8 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
     assert response.status_code == 200 and response.headers["etag"]
     pids = json.loads((tmp_path / "run" / "up.json").read_text())["children"]
     run_config = load_config(tmp_path / "run" / "newswatch.yaml")  # what the stages were given
-    assert run_config.ingest.allow_private_networks and run_config.up == config.up
+    assert run_config.ingest.allow_networks == ("127.0.0.1/32",) and run_config.up == config.up
+    assert not run_config.ingest.allow_private_networks
     assert run_config.ingest.state_dir == tmp_path / ".newswatch" / "ingest"
     assert not config.ingest.allow_private_networks
     assert set(pids) == {"ingest", "process"}
