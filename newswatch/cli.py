@@ -1,4 +1,4 @@
-"""The `newswatch` command line: one entry point, one verb per job (DESIGN.md lists them).
+"""The `newswatch` command line: one entry point, one verb per job.
 
 Verbs are thin: they parse options, load config, call the stage's code and turn
 NewswatchError into one clear message and a non-zero exit.
