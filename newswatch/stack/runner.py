@@ -32,7 +32,8 @@ from newswatch.kafka_settings import BOOTSTRAP_ENV
 from newswatch.yamlconf import parse_yaml
 from newswatch.stack.demo_server import DemoFeedServer, Served
 from newswatch.stack.plan import plan_children, ports_in_use, run_config
-from newswatch.stack.status import StatusSnapshot, alert_payload, format_alert, parse_metrics, summarize
+from newswatch.stack.status import (StatusSnapshot, alert_payload, format_alert, parse_metrics, rejected_reloads,
+                                    summarize)
 from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor, guarded
 
 STATUS_INTERVAL = 1.0
@@ -272,11 +273,15 @@ class Stack:
         """Until a stop is requested: print new alerts, refresh the status line."""
         tail = AlertTail(self.run_dir / "alerts.jsonl")
         tail.offset = tail.path.stat().st_size if tail.path.exists() else 0
+        process_log = AlertTail(self.run_dir / "logs" / "process.log")  # for rejected watchlist edits
+        process_log.offset = process_log.path.stat().st_size if process_log.path.exists() else 0
         ports = {stage: getattr(self.config.up.metrics_ports, stage) for stage in ("ingest", "process", "alerts")}
         began, hinted = time.monotonic(), False
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while not self.stop_requested.is_set():
                 self._print_new_alerts(tail)
+                for message in rejected_reloads(process_log.read_new()):
+                    self.console.say(message)
                 snapshot = await self._snapshot(client, ports, tail.count)
                 self.console.status(snapshot.line(), time.monotonic())
                 if not hinted and self._nothing_new(snapshot, time.monotonic() - began):
