@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 import uuid
@@ -53,8 +54,9 @@ class Stage:
         return self.config.alerts
 
 
-def load_stage(path: Path | None) -> Stage:
-    """newswatch.yaml, its subscriptions file, and every enabled subscription's secrets from the environment."""
+def load_stage(path: Path | None, environ=None) -> Stage:
+    """newswatch.yaml, its subscriptions file, and every enabled subscription's secrets from the
+    environment (`environ`, default os.environ)."""
     config = load_config(path)
     subs_path = config.resolve(config.subscriptions)
     if subs_path is None:
@@ -66,7 +68,7 @@ def load_stage(path: Path | None) -> Stage:
     endpoints = {}
     for sub in subscriptions.subscriptions:
         if sub.enabled:
-            endpoint = resolve_endpoint(sub)
+            endpoint = resolve_endpoint(sub, environ)
             if endpoint.secret is not None:
                 signing_key(endpoint.secret)  # a malformed whsec_ secret fails now, not at the first alert
             endpoints[sub.name] = endpoint
@@ -148,13 +150,30 @@ def _stage_for(ctx: click.Context, config_file: Path | None) -> Stage:
     return load_stage(config_file or ctx.obj.get("config_file"))
 
 
+def _demo_environ(config_file: Path | None, run_dir: Path) -> dict[str, str] | None:
+    """The environment with the demo sink's secret from a running `newswatch up` (the file it
+    wrote in its run folder), when that variable is not set; None when there is nothing to add."""
+    from newswatch.stack.runner import SINK_SECRET_FILE
+
+    sink = load_config(config_file).up.sink
+    secret_file = run_dir / SINK_SECRET_FILE
+    if sink is None or os.environ.get(sink.secret_env) or not secret_file.is_file():
+        return None
+    click.echo(f"using the secret of the running `newswatch up` for {sink.secret_env} ({secret_file})", err=True)
+    return {**os.environ, sink.secret_env: secret_file.read_text(encoding="utf-8").strip()}
+
+
 @alerts.command("test")
 @click.argument("subscription")
 @config_option
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path(".newswatch/up"), show_default=True,
+              help="where a running `newswatch up` keeps the demo sink's secret (used when its variable is unset)")
 @click.pass_context
-def alerts_test(ctx: click.Context, subscription: str, config_file: Path | None) -> None:
+def alerts_test(ctx: click.Context, subscription: str, config_file: Path | None, run_dir: Path) -> None:
     """Send one signed test alert to SUBSCRIPTION and print the receiver's answer."""
-    stage = _stage_for(ctx, config_file)
+    config_file = config_file or ctx.obj.get("config_file")
+    setup_logging("DEBUG" if ctx.obj.get("log_level") == "DEBUG" else "WARNING")
+    stage = load_stage(config_file, _demo_environ(config_file, run_dir))
     sub = next((s for s in stage.subscriptions.subscriptions if s.name == subscription), None)
     if sub is None:
         names = ", ".join(s.name for s in stage.subscriptions.subscriptions) or "none"

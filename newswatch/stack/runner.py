@@ -45,6 +45,19 @@ class StackError(NewswatchError):
     """`newswatch up` cannot start (a port in use, a missing folder, no broker)."""
 
 
+# The secret `up` makes for its sink, for `newswatch alerts test` from a second shell (mode 0600,
+# removed when `up` stops); never printed.
+SINK_SECRET_FILE = "sink-secret"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a new file only its owner can read (0600 from the start, never wider)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def new_sink_secret() -> str:
     """A fresh Standard Webhooks secret (`whsec_` + base64 of 24 random bytes) for this run only."""
     return "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -196,8 +209,10 @@ class Stack:
         if self.config.up.sink is not None:
             secret_env = self.config.up.sink.secret_env
             if not self.environ.get(secret_env):
-                # Generated per run and handed to alerts and sink through their environment only.
+                # Generated per run and handed to alerts and sink through their environment, and to
+                # `newswatch alerts test` through a file only this user can read.
                 env[secret_env] = new_sink_secret()
+                write_private(self.run_dir / SINK_SECRET_FILE, env[secret_env])
         specs = self.plan(self._write_run_config(), self.config.up, self.run_dir)
         self.supervisor = Supervisor(specs, on_event=self._on_child_event, base_env={**self.environ, **env})
         self.console.say(f"starting {', '.join(s.name for s in specs)} (logs in {self.run_dir / 'logs'})")
@@ -352,5 +367,6 @@ class Stack:
             self.console.say("kafka: stopping the broker this run started")
             await asyncio.to_thread(self.broker.stop, 30.0)
         (self.run_dir / "up.json").unlink(missing_ok=True)  # present only while the stack runs
+        (self.run_dir / SINK_SECRET_FILE).unlink(missing_ok=True)
         if started_any:  # after a refusal before anything started, "stopped" would mislead
             self.console.say("stopped")
