@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -48,6 +49,8 @@ class StackError(NewswatchError):
 # The secret `up` makes for its sink, for `newswatch alerts test` from a second shell (mode 0600,
 # removed when `up` stops); never printed.
 SINK_SECRET_FILE = "sink-secret"
+# What `up` writes in its run folder (besides faust's `<app>-data`); `--fresh` removes these only.
+RUN_FILES = ("ingest", "logs", "alerts.jsonl", "served.jsonl", "newswatch.yaml", "up.json", SINK_SECRET_FILE)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -149,7 +152,8 @@ class Stack:
 
     def __init__(self, config: AppConfig, config_file: Path, run_dir: Path, console: Console,
                  environ: dict[str, str] | None = None, broker_factory: Callable[[], local.LocalBroker] | None = None,
-                 plan: Callable[..., list[ChildSpec]] = plan_children):
+                 plan: Callable[..., list[ChildSpec]] = plan_children, fresh: bool = False):
+        self.fresh = fresh  # forget what earlier runs saw: this run folder's state and the local broker's data
         self.config = config
         self.config_file = config_file
         self.run_dir = run_dir
@@ -197,9 +201,11 @@ class Stack:
 
     async def _start(self) -> bool:
         """Bring everything up; False when a stop was requested on the way."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         demo_dir = self._demo_dir()
         check_ports_free(self.config)
+        if self.fresh:
+            self._forget_earlier_runs()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         bootstrap = await self._ensure_broker()
         if bootstrap is None:
             return False
@@ -221,6 +227,30 @@ class Stack:
         self.console.say("running; alerts appear below as the sink receives them. Ctrl-C stops everything.")
         return True
 
+    def _forget_earlier_runs(self) -> None:
+        """`--fresh`: remove what `up` wrote in the run folder (nothing else there) and the local
+        broker's data (its topics, so the processors' dedup and the alerts' story state go too).
+        Refused for a configured broker and for a local one that is running: they are not ours."""
+        if self.config.kafka.is_external(self.environ):
+            raise StackError("--fresh resets the local broker's data, and a broker is configured "
+                             f"({BOOTSTRAP_ENV} or kafka.bootstrap_servers); use another kafka.topic_prefix instead")
+        broker = self.broker_factory()
+        status = broker.status()
+        if status.running:
+            raise StackError(f"--fresh needs the local broker stopped (it runs at {status.bootstrap}, pid "
+                             f"{status.pid}): `newswatch kafka stop`, then `newswatch up --fresh`")
+        for name in RUN_FILES:
+            target = self.run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        for faust_data in self.run_dir.glob("*-data") if self.run_dir.is_dir() else ():
+            shutil.rmtree(faust_data, ignore_errors=True)
+        if Path(broker.data_dir).exists():
+            shutil.rmtree(broker.data_dir)
+        self.console.say(f"fresh start: removed the state in {self.run_dir} and the broker data in {broker.data_dir}")
+
     def _write_run_config(self) -> Path:
         """The stages' copy of the config in the run folder (see plan.run_config); validated."""
         data, _ = parse_yaml(self.config_file.read_text(encoding="utf-8"), str(self.config_file))
@@ -228,7 +258,7 @@ class Stack:
         yaml = YAML()
         with path.open("w", encoding="utf-8") as handle:
             handle.write(f"# Written by `newswatch up` from {self.config_file}; edit that file, not this one.\n")
-            yaml.dump(run_config(data or {}, self.config), handle)
+            yaml.dump(run_config(data or {}, self.config, self.run_dir), handle)
         load_config(path)
         return path
 

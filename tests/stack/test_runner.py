@@ -101,7 +101,7 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
     run_config = load_config(tmp_path / "run" / "newswatch.yaml")  # what the stages were given
     assert run_config.ingest.allow_networks == ("127.0.0.1/32",) and run_config.up == config.up
     assert not run_config.ingest.allow_private_networks
-    assert run_config.ingest.state_dir == tmp_path / ".newswatch" / "ingest"
+    assert run_config.ingest.state_dir == tmp_path / "run" / "ingest"  # all of a run's state under --run-dir
     assert not config.ingest.allow_private_networks
     assert set(pids) == {"ingest", "process"}
 
