@@ -71,6 +71,15 @@ async def _until(condition, timeout: float, what: str):
         await asyncio.sleep(0.02)
 
 
+def _written(path: Path) -> bool:
+    """The child's JSON file is there and complete (it may exist, still empty, for a moment)."""
+    try:
+        json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return True
+
+
 def _pid_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -89,7 +98,7 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
     stack = Stack(config, tmp_path / "newswatch.yaml", tmp_path / "run", Console(stream=out), environ=environ,
                   broker_factory=lambda: broker, plan=_fake_plan(tmp_path))
     run = asyncio.create_task(stack.run())
-    await _until(lambda: all((tmp_path / f"{n}.json").exists() for n in ("ingest", "process")), 20, "children")
+    await _until(lambda: all(_written(tmp_path / f"{n}.json") for n in ("ingest", "process")), 20, "children")
     seen = json.loads((tmp_path / "ingest.json").read_text())
     assert seen["NEWSWATCH_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
     assert seen["NEWSWATCH_SINK_SECRET"].startswith("whsec_")
