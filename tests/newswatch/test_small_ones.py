@@ -12,7 +12,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from alerts.sink import describe
