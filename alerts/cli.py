@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 import uuid
@@ -31,7 +32,7 @@ from alerts.silences import SilenceWatcher, add_silence, remove_silences
 from alerts.durations import parse_duration
 from alerts.subscriptions import (Endpoint, Silence, SilenceMatchers, SubscriptionsFile, load_subscriptions,
                                   resolve_endpoint)
-from newswatch.config import AppConfig, config_path, load_config
+from newswatch.config import AppConfig, config_path, load_config, pack_topic_ids, subscription_topic_problems
 from newswatch.errors import ConfigError, NewswatchError, SchemaError
 from newswatch.logs import log_event, setup_logging
 from newswatch.netguard import guarded_transport
@@ -53,17 +54,21 @@ class Stage:
         return self.config.alerts
 
 
-def load_stage(path: Path | None) -> Stage:
-    """newswatch.yaml, its subscriptions file, and every enabled subscription's secrets from the environment."""
+def load_stage(path: Path | None, environ=None) -> Stage:
+    """newswatch.yaml, its subscriptions file, and every enabled subscription's secrets from the
+    environment (`environ`, default os.environ)."""
     config = load_config(path)
     subs_path = config.resolve(config.subscriptions)
     if subs_path is None:
         raise ConfigError.single(str(config_path(path)), "no subscriptions file is configured", key="subscriptions")
     subscriptions = load_subscriptions(subs_path)
+    unknown_topics = subscription_topic_problems(config)
+    if unknown_topics:  # a subscription to a topic no pack raises would silently never receive anything
+        raise ConfigError(unknown_topics)
     endpoints = {}
     for sub in subscriptions.subscriptions:
         if sub.enabled:
-            endpoint = resolve_endpoint(sub)
+            endpoint = resolve_endpoint(sub, environ)
             if endpoint.secret is not None:
                 signing_key(endpoint.secret)  # a malformed whsec_ secret fails now, not at the first alert
             endpoints[sub.name] = endpoint
@@ -78,6 +83,7 @@ def http_client(settings: AlertsSettings, tls: ssl.SSLContext | None = None) -> 
     """
     connections = settings.per_host_concurrency
     transport = guarded_transport(allow_private_networks=settings.allow_private_networks,
+                                  allow_networks=settings.allow_networks,
                                   verify=tls if tls is not None else True,
                                   limits=httpx.Limits(max_connections=connections,
                                                       max_keepalive_connections=connections))
@@ -85,7 +91,7 @@ def http_client(settings: AlertsSettings, tls: ssl.SSLContext | None = None) -> 
 
 
 config_option = click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-                             help="newswatch.yaml (default: seeds/newswatch.yaml)")
+                             help="newswatch.yaml (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml)")
 
 
 @click.group(invoke_without_command=True)
@@ -128,8 +134,15 @@ async def _run(stage: Stage, metrics: AlertMetrics) -> None:
     dispatcher = Dispatcher(settings=stage.settings, subscriptions=stage.subscriptions, endpoints=stage.endpoints,
                             topics=kafka.topics, bootstrap=kafka.bootstrap(),
                             client_factory=partial(http_client, stage.settings, httpx.create_ssl_context()),
-                            metrics=metrics, poll_silences=SilenceWatcher(stage.subscriptions_path).poll)
+                            metrics=metrics,
+                            poll_silences=SilenceWatcher(stage.subscriptions_path, _known_topics(stage.config)).poll)
     await dispatcher.run(stop)
+
+
+def _known_topics(config: AppConfig) -> set[str] | None:
+    """The topic ids of the configured packs (None when there are none to compare with)."""
+    packs = config.resolve(config.watchlists)
+    return (pack_topic_ids(packs) or None) if packs is not None and packs.exists() else None
 
 
 def _stage_for(ctx: click.Context, config_file: Path | None) -> Stage:
@@ -137,13 +150,30 @@ def _stage_for(ctx: click.Context, config_file: Path | None) -> Stage:
     return load_stage(config_file or ctx.obj.get("config_file"))
 
 
+def _demo_environ(config_file: Path | None, run_dir: Path) -> dict[str, str] | None:
+    """The environment with the demo sink's secret from a running `newswatch up` (the file it
+    wrote in its run folder), when that variable is not set; None when there is nothing to add."""
+    from newswatch.stack.runner import SINK_SECRET_FILE
+
+    sink = load_config(config_file).up.sink
+    secret_file = run_dir / SINK_SECRET_FILE
+    if sink is None or os.environ.get(sink.secret_env) or not secret_file.is_file():
+        return None
+    click.echo(f"using the secret of the running `newswatch up` for {sink.secret_env} ({secret_file})", err=True)
+    return {**os.environ, sink.secret_env: secret_file.read_text(encoding="utf-8").strip()}
+
+
 @alerts.command("test")
 @click.argument("subscription")
 @config_option
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path(".newswatch/up"), show_default=True,
+              help="where a running `newswatch up` keeps the demo sink's secret (used when its variable is unset)")
 @click.pass_context
-def alerts_test(ctx: click.Context, subscription: str, config_file: Path | None) -> None:
+def alerts_test(ctx: click.Context, subscription: str, config_file: Path | None, run_dir: Path) -> None:
     """Send one signed test alert to SUBSCRIPTION and print the receiver's answer."""
-    stage = _stage_for(ctx, config_file)
+    config_file = config_file or ctx.obj.get("config_file")
+    setup_logging("DEBUG" if ctx.obj.get("log_level") == "DEBUG" else "WARNING")
+    stage = load_stage(config_file, _demo_environ(config_file, run_dir))
     sub = next((s for s in stage.subscriptions.subscriptions if s.name == subscription), None)
     if sub is None:
         names = ", ".join(s.name for s in stage.subscriptions.subscriptions) or "none"
@@ -258,12 +288,16 @@ async def _replay(stage: Stage, letters: list[AlertDeadLetter], dry_run: bool) -
 
 
 def _subscriptions_path(config_file: Path | None) -> Path:
+    return _subscriptions_config(config_file)[1]
+
+
+def _subscriptions_config(config_file: Path | None) -> tuple[AppConfig, Path]:
     config = load_config(config_file)
     path = config.resolve(config.subscriptions)
     if path is None:
         raise ConfigError.single(str(config_path(config_file)), "no subscriptions file is configured",
                                  key="subscriptions")
-    return path
+    return config, path
 
 
 @alerts.group("silence")
@@ -297,7 +331,11 @@ def silence_add(ctx: click.Context, config_file: Path | None, topic, source, lan
         raise click.UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    path = _subscriptions_path(config_file or ctx.obj.get("config_file"))
+    config, path = _subscriptions_config(config_file or ctx.obj.get("config_file"))
+    known = _known_topics(config)
+    if topic is not None and known is not None and topic.lower() not in {k.lower() for k in known}:
+        raise click.UsageError(f"--topic {topic!r} is not a topic of any loaded pack "
+                               f"(known: {', '.join(sorted(known))}); the silence would never match")
     add_silence(path, Silence(matchers=matchers, expires_at=expires, subscriptions=subscriptions, comment=comment))
     described = ", ".join(f"{k}={v}" for k, v in matchers.model_dump(exclude_none=True).items())
     click.echo(f"silenced {described} until {expires.strftime('%Y-%m-%dT%H:%M:%SZ')} "

@@ -28,6 +28,7 @@ from alerts.signing import sign_headers, signing_key
 from alerts.subscriptions import Endpoint, Subscription
 from newswatch import __version__
 from newswatch.http_headers import parse_retry_after
+from newswatch.logs import netloc
 from newswatch.netguard import AddressRefused
 from newswatch.secrets import redact
 
@@ -138,7 +139,7 @@ def after_attempt(pending: PendingDelivery, result: AttemptResult, now: datetime
 def host_of(url: str) -> str:
     """The concurrency key: scheme, host and port (distinct local sinks count as distinct hosts)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    return f"{parts.scheme}://{netloc(parts.hostname or '', parts.port or (443 if parts.scheme == 'https' else 80))}"
 
 
 class DeliveryPool:

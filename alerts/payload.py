@@ -1,6 +1,6 @@
 """The webhook body: `newswatch.alert` v1 (one story) and `newswatch.digest` v1 (throttled alerts).
 
-`build_payload()` turns a story's merged state into the versioned contract of DESIGN.md;
+`build_payload()` turns a story's merged state into the versioned contract of docs/contracts.md;
 `encode_payload()` gives the exact bytes to sign and send, never more than MAX_BODY_BYTES:
 evidence, snippets, the summary and then the source list are cut step by step, and the body
 says so (`truncated: true`, cut texts end with "…"). The JSON Schema of both bodies is

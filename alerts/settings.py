@@ -9,6 +9,7 @@ from __future__ import annotations
 import pydantic
 
 from alerts.durations import Duration
+from newswatch.netguard import AllowedNetwork
 from newswatch.yamlconf import StrictModel
 
 # Standard-Webhooks-style back-off: quick retry for blips, then hours for real outages (~38 h in all).
@@ -24,7 +25,9 @@ class GroupingSettings(StrictModel):
 
 class AlertsSettings(StrictModel):
     allow_private_networks: bool = pydantic.Field(
-        default=False, description="let subscriptions reach loopback/private addresses (local sink, tests)")
+        default=False, description="deprecated (use allow_networks): every private range, never metadata")
+    allow_networks: tuple[AllowedNetwork, ...] = pydantic.Field(
+        default=(), description="networks webhooks may be sent to despite the address guard (a local sink)")
     retry_schedule: tuple[Duration, ...] = pydantic.Field(
         default=DEFAULT_RETRY_SCHEDULE, description="delay before each retry; its length is the retry budget")
     retry_jitter: float = pydantic.Field(default=0.1, ge=0.0, le=0.5,

@@ -21,7 +21,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from alerts.subscriptions import Silence, load_subscriptions, load_subscriptions_text
+from alerts.subscriptions import Silence, load_subscriptions_text, topic_problems
+from newswatch.errors import ConfigError, NewswatchError
+from newswatch.yamlconf import read_config_text
 
 
 def add_silence(path: Path, silence: Silence) -> None:
@@ -170,7 +172,7 @@ def _write_if(path: Path, text: str, expected: tuple[Silence, ...]) -> bool:
         return False
     if parsed.silences != expected:
         return False
-    path.write_text(text, encoding="utf-8")
+    _write(path, text)
     return True
 
 
@@ -178,7 +180,22 @@ def _write_checked(path: Path, text: str, expected: tuple[Silence, ...]) -> None
     parsed = load_subscriptions_text(text, str(path))  # never write a file `newswatch check` would reject
     if parsed.silences != expected:
         raise ValueError(f"{path}: the edited file would not hold the expected silences; nothing was written")
-    path.write_text(text, encoding="utf-8")
+    _write(path, text)
+
+
+class SilencesNotWritable(NewswatchError):
+    """The subscriptions file cannot be written (e.g. the read-only config mount of docker compose)."""
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SilencesNotWritable(
+            f"cannot write {path} ({exc.strerror or exc}); nothing was changed. Silences live in the "
+            f"subscriptions file: edit it where it is writable (with docker compose, seeds/ on the host, "
+            f"e.g. `newswatch alerts silence add --config seeds/deploy.yaml ...` in the checkout); "
+            f"a running `newswatch alerts` re-reads it within seconds") from None
 
 
 def active_silences(silences: tuple[Silence, ...], now: datetime) -> list[Silence]:
@@ -188,8 +205,9 @@ def active_silences(silences: tuple[Silence, ...], now: datetime) -> list[Silenc
 class SilenceWatcher:
     """Re-reads the silences of a subscriptions file when its modification time changes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, known_topics: set[str] | None = None):
         self.path = path
+        self.known_topics = known_topics  # when given, a silence of a topic no pack defines is an error
         self._stamp = self._current_stamp()
 
     def _current_stamp(self) -> tuple[int, int] | None:
@@ -205,4 +223,10 @@ class SilenceWatcher:
         if stamp == self._stamp:
             return None
         self._stamp = stamp
-        return load_subscriptions(self.path).silences
+        text = read_config_text(self.path)
+        parsed = load_subscriptions_text(text, str(self.path))
+        if self.known_topics is not None:
+            unknown = [p for p in topic_problems(text, str(self.path), self.known_topics) if p.key.startswith("silences")]
+            if unknown:
+                raise ConfigError(unknown)
+        return parsed.silences

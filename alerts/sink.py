@@ -41,7 +41,9 @@ def describe(body: dict[str, Any]) -> str:
     article = body.get("article") or {}
     topics = body.get("topics") or []
     terms = sorted({e.get("term") for t in topics for e in t.get("evidence", []) if e.get("term")})
-    sources = sorted({s.get("source") for s in body.get("sources", []) if s.get("source")})
+    # The other publications: not the article shown above, nor another entry of its own source.
+    sources = sorted({s.get("source") for s in body.get("sources", []) if s.get("source")
+                      and s.get("article_id") != article.get("id") and s.get("source") != article.get("source")})
     label = {"first": "ALERT", "changed": "UPDATE", "test": "TEST"}.get(body.get("reason"), "ALERT")
     return "\n".join([
         f"{label} {body.get('subscription')} · story {body.get('story_id')} · {body.get('sources_count')} source(s)",

@@ -65,12 +65,21 @@ class Subscription(StrictModel):
                                                  description="header name -> env var holding its value")
     topics: tuple[str, ...] | Literal["all"] = "all"
     languages: tuple[str, ...] = ()
-    min_score: float = 0.0
+    min_score: float = pydantic.Field(default=0.0, description="0 (unset): any score; else in (0, 1]")
     min_severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
     sources: SourceFilter = SourceFilter()
     grouping: GroupingSettings | None = None
     throttle: ThrottleSettings | None = None
     enabled: bool = True
+
+    @pydantic.field_validator("min_score")
+    @classmethod
+    def _score_range(cls, value: float) -> float:
+        # A topic's score is in (0, 1]: a min_score outside it keeps everything or nothing, silently.
+        if not 0 < value <= 1:
+            raise ValueError(f"min_score must be greater than 0 and at most 1 (topic scores are in (0, 1]); "
+                             f"leave it out to keep every score, got {value}")
+        return value
 
     _url_ok = pydantic.field_validator("url")(lambda cls, v: v if v is None else _http_url(v))
     _envs_ok = pydantic.field_validator("url_env", "secret_env")(lambda cls, v: v if v is None else _env_name(v))
@@ -183,6 +192,40 @@ def _cross_checks(parsed: SubscriptionsFile, source: str, positions) -> list[Con
                 problems.append(ConfigProblem(source, line, col, f"silences.{index}.subscriptions",
                                               f"unknown subscription {name!r}"))
     return problems
+
+
+def topic_problems(text: str, source: str, known: set[str]) -> list[ConfigProblem]:
+    """Subscription topics and silence topics that no loaded pack defines, each with its file:line.
+
+    Reads the raw document, so it reports even when other parts of the file fail validation.
+    """
+    try:
+        data, positions = parse_yaml(text, source)
+    except ConfigError:
+        return []  # the syntax error is reported by the loader
+    if not isinstance(data, dict):
+        return []
+    found: list[ConfigProblem] = []
+    listed = ", ".join(sorted(known)) or "none"
+
+    def report(loc: tuple, topic: object, what: str) -> None:
+        line, col = position_of(positions, loc) or (None, None)
+        found.append(ConfigProblem(source, line, col, ".".join(str(p) for p in loc),
+                                   f"{what} {topic!r} is not a topic of any loaded pack (known: {listed})"))
+
+    for index, sub in enumerate(data.get("subscriptions") or ()):
+        topics = sub.get("topics") if isinstance(sub, dict) else None
+        if isinstance(topics, list):
+            for j, topic in enumerate(topics):
+                if isinstance(topic, str) and topic not in known:
+                    report(("subscriptions", index, "topics", j), topic, "topic")
+    for index, silence in enumerate(data.get("silences") or ()):
+        matchers = silence.get("matchers") if isinstance(silence, dict) else None
+        topic = matchers.get("topic") if isinstance(matchers, dict) else None
+        # silences match case-insensitively
+        if isinstance(topic, str) and topic.lower() not in {k.lower() for k in known}:
+            report(("silences", index, "matchers", "topic"), topic, "silenced topic")
+    return found
 
 
 def load_subscriptions(path: str | Path) -> SubscriptionsFile:

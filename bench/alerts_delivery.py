@@ -28,6 +28,9 @@ from newswatch.logs import setup_logging  # noqa: E402
 from tests.alerts.test_latency import Farm, measure  # noqa: E402
 
 
+GOAL_P99_S = 1.0  # 50 endpoints, one story every 0.1 s: p99 delivery latency with a hanging and a failing endpoint
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
@@ -55,8 +58,11 @@ async def main(bootstrap: str, endpoints: int, stories: int, spacing: float) -> 
         print(f"{load}, {endpoints} healthy endpoints x {stories} stories:")
         base = line("baseline", await run(bootstrap, endpoints, stories, gap, degraded=False))
         worse = line("degraded", await run(bootstrap, endpoints, stories, gap, degraded=True))
-        print(f"  ratio degraded/baseline: p50 {worse[0] / base[0]:.2f}x, p99 {worse[1] / base[1]:.2f}x"
-              f"  (acceptance: degraded p99 < 1000 ms)")
+        print(f"  ratio degraded/baseline: p50 {worse[0] / base[0]:.2f}x, p99 {worse[1] / base[1]:.2f}x")
+        # The speed goal lives here, not in the test suite (tests/alerts/test_latency.py compares with
+        # its own baseline instead): p99 under 1 s next to a hanging and a failing endpoint.
+        print(f"  goal degraded p99 < {GOAL_P99_S * 1000:.0f} ms: "
+              + ("met" if worse[1] < GOAL_P99_S else f"NOT met ({worse[1] * 1000:.0f} ms)"))
 
 
 if __name__ == "__main__":

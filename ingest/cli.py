@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from newswatch.config import load_config
+from newswatch.config import config_path as find_config, load_config
 from newswatch.errors import NewswatchError
 from newswatch.logs import log_event, safe_url, setup_logging
 
@@ -50,7 +50,7 @@ def _settings(config_path: Path | None):
 @click.command("fetch")
 @click.argument("feed")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="newswatch.yaml (default: seeds/newswatch.yaml); its ingest: limits apply")
+              help="newswatch.yaml (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml); its ingest: limits apply")
 @click.option("--allow-private-networks", is_flag=True, default=None,
               help="permit loopback/private addresses (overrides ingest.allow_private_networks)")
 @click.option("--as-url", "as_url", default=None, metavar="URL",
@@ -157,7 +157,7 @@ async def _download(url: str, settings: IngestSettings) -> tuple[bytes, str, str
 
 @click.command("ingest")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="newswatch.yaml (default: seeds/newswatch.yaml)")
+              help="newswatch.yaml (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml)")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=DEFAULT_METRICS_PORT, show_default=True,
               help="serve Prometheus metrics on this port; 0 disables")
 def ingest(config_path: Path | None, metrics_port: int) -> None:
@@ -165,7 +165,7 @@ def ingest(config_path: Path | None, metrics_port: int) -> None:
     setup_logging()
     config, settings = _settings(config_path)
     if config.feeds is None:
-        raise IngestError(f"{config_path or 'seeds/newswatch.yaml'}: no feeds file configured (feeds:)")
+        raise IngestError(f"{find_config(config_path)}: no feeds file configured (feeds:)")
     feeds = load_feeds(config.resolve(config.feeds)).enabled
     asyncio.run(run_ingest(config, settings, feeds, metrics_port))
 
@@ -240,7 +240,7 @@ async def _run_shared(config, settings: IngestSettings, feeds, metrics: IngestMe
 
 @click.command("feeds")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="newswatch.yaml (default: seeds/newswatch.yaml)")
+              help="newswatch.yaml (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml)")
 def feeds(config_path: Path | None) -> None:
     """Show each configured feed's health from the state file: last success, failures, last error."""
     config, settings = _settings(config_path)

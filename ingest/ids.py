@@ -1,6 +1,6 @@
 """Stable article ids and the keys that make one entry published once across feeds.
 
-Id rule (DESIGN.md, in order): the entry's guid; else its canonical link; else a hash of title
+Id rule (docs/contracts.md, in order): the entry's guid; else its canonical link; else a hash of title
 and published time. A guid that is an http(s) URL is canonicalised like a link, so the same
 story carried with a permalink guid in one feed and only a link in another gets one id. A guid
 that is a bare token ("12345") is only unique inside its publisher, so it is scoped by the feed's

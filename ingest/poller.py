@@ -43,7 +43,8 @@ def build_client(settings: IngestSettings) -> httpx.AsyncClient:
     """The one HTTP client all polls share: guarded transport, no redirects followed by httpx
     (fetch_feed follows and checks them), no proxy or netrc from the environment."""
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-    transport = guarded_transport(allow_private_networks=settings.allow_private_networks, limits=limits)
+    transport = guarded_transport(allow_private_networks=settings.allow_private_networks,
+                                  allow_networks=settings.allow_networks, limits=limits)
     timeout = httpx.Timeout(connect=settings.connect_timeout_s, read=settings.fetch_deadline_s,
                             write=settings.fetch_deadline_s, pool=settings.fetch_deadline_s)
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pydantic
 
+from newswatch.netguard import AllowedNetwork
 from newswatch.yamlconf import StrictModel
 
 DEFAULT_USER_AGENT = "newswatch/0.1 (+https://github.com/newswatch/newswatch; feed poller)"
@@ -18,7 +19,9 @@ class IngestSettings(StrictModel):
     """Stage settings for the poller; see docs/ingest.md for what each one defends against."""
 
     allow_private_networks: bool = pydantic.Field(
-        default=False, description="permit loopback/private/link-local targets (tests, local demo)")
+        default=False, description="deprecated (use allow_networks): permit every private range, never metadata")
+    allow_networks: tuple[AllowedNetwork, ...] = pydantic.Field(
+        default=(), description="networks feeds and pages may be fetched from despite the address guard")
     state_dir: Path = pydantic.Field(
         default=Path(".newswatch/ingest"), description="folder of the state file; relative to newswatch.yaml")
     concurrency: int = pydantic.Field(default=50, ge=1, le=1000, description="fetches in flight, all hosts")

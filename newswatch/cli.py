@@ -1,4 +1,4 @@
-"""The `newswatch` command line: one entry point, one verb per job (DESIGN.md lists them).
+"""The `newswatch` command line: one entry point, one verb per job.
 
 Verbs are thin: they parse options, load config, call the stage's code and turn
 NewswatchError into one clear message and a non-zero exit.
@@ -139,11 +139,20 @@ def kafka_status(data_dir, port) -> None:
 
 @main.command("check")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
-def check(path: Path | None) -> None:
-    """Validate newswatch.yaml (or the one in PATH) and every file it names; list all errors."""
+@click.option("--secrets", is_flag=True,
+              help="also require every secret the enabled subscriptions name to be set in the environment")
+@click.option("--secret-env", "secret_envs", multiple=True, metavar="NAME",
+              help="with --secrets: another variable that must hold a signing secret (e.g. the sink's)")
+def check(path: Path | None, secrets: bool, secret_envs: tuple[str, ...]) -> None:
+    """Validate newswatch.yaml (PATH, else $NEWSWATCH_CONFIG, else seeds/) and every file it names;
+    list all errors."""
     from newswatch.config import collect_problems, config_path
 
     problems = collect_problems(path)
+    if secrets and not problems:
+        from newswatch.config import secret_problems
+
+        problems = secret_problems(path, extra=secret_envs)
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:

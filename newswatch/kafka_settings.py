@@ -64,7 +64,7 @@ class KafkaSettings(StrictModel):
 
 
 class Topics:
-    """Topic names under one prefix (DESIGN.md: articles, matches and the two dead-letter topics)."""
+    """Topic names under one prefix (docs/contracts.md lists them)."""
 
     def __init__(self, prefix: str = "newswatch.", partitions: int = 3):
         self.prefix = prefix

@@ -54,7 +54,15 @@ def safe_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    try:
+        port = parts.port
+    except ValueError:
+        return "<unparseable url>"
+    return urlunsplit((parts.scheme, netloc(parts.hostname or "", port), parts.path, "", ""))
+
+
+def netloc(host: str, port: int | None = None) -> str:
+    """host[:port] as a URL writes it: an IPv6 address in brackets (`[::1]:8080`)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host

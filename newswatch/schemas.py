@@ -1,4 +1,4 @@
-"""The records that travel between stages (DESIGN.md), and their JSON form on Kafka.
+"""The records that travel between stages (docs/contracts.md), and their JSON form on Kafka.
 
 Every record carries `"schema": "newswatch.<kind>/v<major>"`. `encode()` writes compact
 UTF-8 JSON that keeps Arabic and Cyrillic as they are; `decode()` refuses anything that
@@ -154,7 +154,7 @@ class DeadLetter(Record):
 
 
 class AlertPayload(pydantic.BaseModel):
-    """The webhook body (DESIGN.md, alert version 1): a versioned contract separate from Match."""
+    """The webhook body (docs/contracts.md, alert version 1): a versioned contract separate from Match."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
     type: Literal["newswatch.alert"] = ALERT_TYPE

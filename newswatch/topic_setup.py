@@ -7,6 +7,9 @@ kafka-python admin, blocking: async callers run `ensure_topics` in a thread. Eve
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,11 +44,48 @@ class TopicSpec:
         return NewTopic(self.name, self.partitions, -1, topic_configs=configs)
 
 
+@contextlib.contextmanager
+def quiet_kafka_logs():
+    """kafka-python logs every refused connection attempt (about 20 lines before it gives up);
+    while it bootstraps here, the one BrokerError that follows says it all."""
+    kafka_log = logging.getLogger("kafka")
+    previous = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(previous)
+
+
+def wait_reachable(bootstrap: str, timeout: float) -> None:
+    """Return once a bootstrap server accepts a TCP connection; BrokerError, promptly, when none
+    does within `timeout` seconds (before a Kafka client spends its own long timeouts on it)."""
+    servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
+    deadline = time.monotonic() + timeout
+    while True:
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=min(2.0, timeout)):
+                    return
+            except (OSError, ValueError):
+                continue
+        if time.monotonic() >= deadline:
+            raise BrokerError(f"no Kafka broker answers at {bootstrap} (tried for {timeout:.0f} s); is it running "
+                              f"(`newswatch kafka status`), or is NEWSWATCH_KAFKA_BOOTSTRAP / "
+                              f"kafka.bootstrap_servers wrong?")
+        time.sleep(0.2)
+
+
 def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, client_id: str = "newswatch-topic-setup",
                   bootstrap_timeout_ms: int = BOOTSTRAP_TIMEOUT_MS) -> dict[str, int]:
     """Create the topics of `specs` that are missing; return every one's partition count as it is on
     the broker (an existing topic keeps its own count). BrokerError when Kafka cannot be reached."""
-    specs = list(specs)
+    with quiet_kafka_logs():
+        return _ensure_topics(bootstrap, list(specs), client_id, bootstrap_timeout_ms)
+
+
+def _ensure_topics(bootstrap: str, specs: list[TopicSpec], client_id: str, bootstrap_timeout_ms: int) -> dict[str, int]:
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, request_timeout_ms=15_000,
                                  bootstrap_timeout_ms=bootstrap_timeout_ms, reconnect_backoff_max_ms=1_000)

@@ -16,11 +16,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from newswatch.errors import BrokerError
+from newswatch.topic_setup import quiet_kafka_logs, wait_reachable
 from newswatch.schemas import Match
 from processors.pipeline import ArticleProcessor, BatchReport, Detector, InboundRecord, MemoryState
 from processors.stories import Sketcher, StoryIndex
 
 CHUNK = 1000
+# A broker that takes a TCP connection within this is there; else backtest says so at once.
+REACH_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -75,10 +78,12 @@ def read_retained(bootstrap: str, topic: str, *, since: datetime | None = None,
 
     No consumer group: nothing is committed and no running worker's group is disturbed.
     """
+    wait_reachable(bootstrap, REACH_TIMEOUT_S)  # a dead address is said at once, not after 30 s of silence
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                 client_id="newswatch-backtest", request_timeout_ms=30_000,
-                                 max_partition_fetch_bytes=8 * 1024 * 1024)
+        with quiet_kafka_logs():
+            consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                     client_id="newswatch-backtest", request_timeout_ms=30_000,
+                                     max_partition_fetch_bytes=8 * 1024 * 1024)
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
     try:

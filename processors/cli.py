@@ -16,7 +16,7 @@ DEFAULT_METRICS_PORT = 9102
 
 @click.command("process")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="newswatch.yaml (default: seeds/newswatch.yaml)")
+              help="newswatch.yaml (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml)")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=DEFAULT_METRICS_PORT, show_default=True,
               help="Prometheus metrics port; 0 disables")
 def process(config_path: Path | None, metrics_port: int) -> None:
@@ -37,7 +37,7 @@ def process(config_path: Path | None, metrics_port: int) -> None:
 @click.option("--since", default=None, metavar="DURATION",
               help="only articles appended in the last DURATION (e.g. 12h, 7d); default: all retained")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="newswatch.yaml for the broker and topic names (default: seeds/newswatch.yaml)")
+              help="newswatch.yaml for the broker and topic names (default: $NEWSWATCH_CONFIG, else seeds/newswatch.yaml)")
 @click.option("--samples", type=click.IntRange(0, 100), default=3, show_default=True,
               help="sample matches shown per topic")
 def backtest(watchlists_dir: Path, since: str | None, config_path: Path | None, samples: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from newswatch.broker import local
 from newswatch.errors import BrokerError
 from newswatch.kafka_settings import BOOTSTRAP_ENV
+from newswatch.stack.supervisor import guarded
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -33,18 +35,32 @@ def kafka_bootstrap() -> str:
         yield external
         return
     data_dir = Path(tempfile.mkdtemp(prefix="newswatch-test-kafka-"))
+    # Through the orphan guard: a session killed outright (SIGKILL, OOM) takes its broker with it.
     broker = local.LocalBroker(data_dir=data_dir, port=local.free_port(), controller_port=local.free_port(),
-                               heap_mb=768)
+                               heap_mb=768, launcher_prefix=guarded(()))
+    previous = _stop_on_sigterm()
     try:
-        status, _ = broker.start(timeout=180)
-    except BrokerError as exc:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        _unavailable(f"the local Kafka broker could not be started: {exc}")
-    try:
-        yield status.bootstrap
+        try:
+            status, _ = broker.start(timeout=180)
+        except BrokerError as exc:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            _unavailable(f"the local Kafka broker could not be started: {exc}")
+        try:
+            yield status.bootstrap
+        finally:
+            broker.stop(timeout=30)
+            shutil.rmtree(data_dir, ignore_errors=True)
     finally:
-        broker.stop(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM ends the session like Ctrl-C (pytest then tears the session fixtures down), rather
+    than killing it before the broker is stopped. Returns the handler it replaced."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _unavailable(reason: str) -> None:

@@ -50,18 +50,22 @@ def ports_in_use(settings: UpSettings) -> dict[str, int]:
     return {name: port for name, port in ports.items() if port}
 
 
-def run_config(data: dict, config: AppConfig) -> dict:
+def run_config(data: dict, config: AppConfig, run_dir: Path | None = None) -> dict:
     """The config the stages get from `up`: `data` (newswatch.yaml as parsed) with the paths made
-    absolute (the copy lives in the run folder) and, when demo feeds are served, ingest allowed to
-    reach them on 127.0.0.1. The file itself keeps the address guard on for every other use."""
+    absolute (the copy lives in the run folder), ingest's state in `run_dir/ingest` unless the
+    file names a `state_dir`, and, when demo feeds are served, ingest allowed to reach them on
+    127.0.0.1. The file itself keeps the address guard on for every other use."""
     derived = dict(data)
     for key in ("feeds", "watchlists", "subscriptions"):
         path = config.resolve(getattr(config, key))
         if path is not None:
             derived[key] = str(path)
     ingest = dict(derived.get("ingest") or {})
-    ingest["state_dir"] = str(config.resolve(config.ingest.state_dir))
-    if config.up.demo_feeds is not None:
-        ingest["allow_private_networks"] = True
+    if run_dir is not None and "state_dir" not in ingest:
+        ingest["state_dir"] = str(run_dir / "ingest")  # all of a run's state under --run-dir
+    else:
+        ingest["state_dir"] = str(config.resolve(config.ingest.state_dir))
+    if config.up.demo_feeds is not None:  # the demo server's address only, not every private range
+        ingest["allow_networks"] = [*config.ingest.allow_networks, "127.0.0.1/32"]
     derived["ingest"] = ingest
     return derived

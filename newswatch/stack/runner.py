@@ -11,8 +11,10 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import io
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -31,7 +33,8 @@ from newswatch.kafka_settings import BOOTSTRAP_ENV
 from newswatch.yamlconf import parse_yaml
 from newswatch.stack.demo_server import DemoFeedServer, Served
 from newswatch.stack.plan import plan_children, ports_in_use, run_config
-from newswatch.stack.status import StatusSnapshot, alert_payload, format_alert, parse_metrics, summarize
+from newswatch.stack.status import (StatusSnapshot, alert_payload, format_alert, parse_metrics, rejected_reloads,
+                                    summarize)
 from newswatch.stack.supervisor import ChildEvent, ChildSpec, Supervisor, guarded
 
 STATUS_INTERVAL = 1.0
@@ -41,6 +44,21 @@ PLAIN_STATUS_EVERY = 10.0
 
 class StackError(NewswatchError):
     """`newswatch up` cannot start (a port in use, a missing folder, no broker)."""
+
+
+# The secret `up` makes for its sink, for `newswatch alerts test` from a second shell (mode 0600,
+# removed when `up` stops); never printed.
+SINK_SECRET_FILE = "sink-secret"
+# What `up` writes in its run folder (besides faust's `<app>-data`); `--fresh` removes these only.
+RUN_FILES = ("ingest", "logs", "alerts.jsonl", "served.jsonl", "newswatch.yaml", "up.json", SINK_SECRET_FILE)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a new file only its owner can read (0600 from the start, never wider)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def new_sink_secret() -> str:
@@ -56,26 +74,47 @@ class Console:
     interactive: bool = False
     _status_shown: bool = False
     _last_plain: tuple[str, float] = ("", 0.0)
+    gone: bool = False  # the reader went away (a closed pipe or terminal): nothing more is written
 
     def say(self, text: str) -> None:
-        self._clear_status()
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(("\r\x1b[K" if self._clear_status() else "") + text + "\n")
 
     def status(self, line: str, now: float) -> None:
         if self.interactive:
-            self._clear_status()
-            self.stream.write("\x1b[2m" + line + "\x1b[0m")
-            self._status_shown = True
-            self.stream.flush()
+            prefix = "\r\x1b[K" if self._clear_status() else ""
+            self._status_shown = self._write(prefix + "\x1b[2m" + line + "\x1b[0m")
         elif line != self._last_plain[0] and now - self._last_plain[1] >= PLAIN_STATUS_EVERY:
             self.say(f"status: {line}")
             self._last_plain = (line, now)
 
-    def _clear_status(self) -> None:
-        if self.interactive and self._status_shown:
-            self.stream.write("\r\x1b[K")
-            self._status_shown = False
+    def _clear_status(self) -> bool:
+        shown, self._status_shown = self.interactive and self._status_shown, False
+        return shown
+
+    def _write(self, text: str) -> bool:
+        """Write and flush; never raises. A console whose pipe or terminal is gone (EPIPE, EIO, a
+        closed file) goes quiet for good, so that a stop it reports is never lost to the report."""
+        if self.gone:
+            return False
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+            return True
+        except (OSError, ValueError):
+            self.gone = True
+            self._silence_stream()
+            return False
+
+    def _silence_stream(self) -> None:
+        # Point the dead descriptor at /dev/null: the interpreter's last flush at exit would
+        # otherwise fail again on what is still buffered and print "Exception ignored".
+        try:
+            fd = self.stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
 
 
 @dataclass
@@ -113,7 +152,8 @@ class Stack:
 
     def __init__(self, config: AppConfig, config_file: Path, run_dir: Path, console: Console,
                  environ: dict[str, str] | None = None, broker_factory: Callable[[], local.LocalBroker] | None = None,
-                 plan: Callable[..., list[ChildSpec]] = plan_children):
+                 plan: Callable[..., list[ChildSpec]] = plan_children, fresh: bool = False):
+        self.fresh = fresh  # forget what earlier runs saw: this run folder's state and the local broker's data
         self.config = config
         self.config_file = config_file
         self.run_dir = run_dir
@@ -150,19 +190,22 @@ class Stack:
                 loop.remove_signal_handler(signum)
 
     def _request_stop(self, signum: int) -> None:
+        # Act first, then tell: the console never raises, but the stop must not depend on it.
         if not self.stop_requested.is_set():
+            self.stop_requested.set()
             self.console.say(f"{signal.Signals(signum).name}: stopping the stack "
                              "(once more to kill the stages at once)")
-            self.stop_requested.set()
         elif self.supervisor is not None:
-            self.console.say(f"{signal.Signals(signum).name} again: killing the stages")
             self.supervisor.kill_now()
+            self.console.say(f"{signal.Signals(signum).name} again: killing the stages")
 
     async def _start(self) -> bool:
         """Bring everything up; False when a stop was requested on the way."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         demo_dir = self._demo_dir()
         check_ports_free(self.config)
+        if self.fresh:
+            self._forget_earlier_runs()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         bootstrap = await self._ensure_broker()
         if bootstrap is None:
             return False
@@ -172,8 +215,10 @@ class Stack:
         if self.config.up.sink is not None:
             secret_env = self.config.up.sink.secret_env
             if not self.environ.get(secret_env):
-                # Generated per run and handed to alerts and sink through their environment only.
+                # Generated per run and handed to alerts and sink through their environment, and to
+                # `newswatch alerts test` through a file only this user can read.
                 env[secret_env] = new_sink_secret()
+                write_private(self.run_dir / SINK_SECRET_FILE, env[secret_env])
         specs = self.plan(self._write_run_config(), self.config.up, self.run_dir)
         self.supervisor = Supervisor(specs, on_event=self._on_child_event, base_env={**self.environ, **env})
         self.console.say(f"starting {', '.join(s.name for s in specs)} (logs in {self.run_dir / 'logs'})")
@@ -182,6 +227,30 @@ class Stack:
         self.console.say("running; alerts appear below as the sink receives them. Ctrl-C stops everything.")
         return True
 
+    def _forget_earlier_runs(self) -> None:
+        """`--fresh`: remove what `up` wrote in the run folder (nothing else there) and the local
+        broker's data (its topics, so the processors' dedup and the alerts' story state go too).
+        Refused for a configured broker and for a local one that is running: they are not ours."""
+        if self.config.kafka.is_external(self.environ):
+            raise StackError("--fresh resets the local broker's data, and a broker is configured "
+                             f"({BOOTSTRAP_ENV} or kafka.bootstrap_servers); use another kafka.topic_prefix instead")
+        broker = self.broker_factory()
+        status = broker.status()
+        if status.running:
+            raise StackError(f"--fresh needs the local broker stopped (it runs at {status.bootstrap}, pid "
+                             f"{status.pid}): `newswatch kafka stop`, then `newswatch up --fresh`")
+        for name in RUN_FILES:
+            target = self.run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        for faust_data in self.run_dir.glob("*-data") if self.run_dir.is_dir() else ():
+            shutil.rmtree(faust_data, ignore_errors=True)
+        if Path(broker.data_dir).exists():
+            shutil.rmtree(broker.data_dir)
+        self.console.say(f"fresh start: removed the state in {self.run_dir} and the broker data in {broker.data_dir}")
+
     def _write_run_config(self) -> Path:
         """The stages' copy of the config in the run folder (see plan.run_config); validated."""
         data, _ = parse_yaml(self.config_file.read_text(encoding="utf-8"), str(self.config_file))
@@ -189,7 +258,7 @@ class Stack:
         yaml = YAML()
         with path.open("w", encoding="utf-8") as handle:
             handle.write(f"# Written by `newswatch up` from {self.config_file}; edit that file, not this one.\n")
-            yaml.dump(run_config(data or {}, self.config), handle)
+            yaml.dump(run_config(data or {}, self.config, self.run_dir), handle)
         load_config(path)
         return path
 
@@ -249,11 +318,15 @@ class Stack:
         """Until a stop is requested: print new alerts, refresh the status line."""
         tail = AlertTail(self.run_dir / "alerts.jsonl")
         tail.offset = tail.path.stat().st_size if tail.path.exists() else 0
+        process_log = AlertTail(self.run_dir / "logs" / "process.log")  # for rejected watchlist edits
+        process_log.offset = process_log.path.stat().st_size if process_log.path.exists() else 0
         ports = {stage: getattr(self.config.up.metrics_ports, stage) for stage in ("ingest", "process", "alerts")}
         began, hinted = time.monotonic(), False
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
             while not self.stop_requested.is_set():
                 self._print_new_alerts(tail)
+                for message in rejected_reloads(process_log.read_new()):
+                    self.console.say(message)
                 snapshot = await self._snapshot(client, ports, tail.count)
                 self.console.status(snapshot.line(), time.monotonic())
                 if not hinted and self._nothing_new(snapshot, time.monotonic() - began):
@@ -313,6 +386,7 @@ class Stack:
         tmp.replace(path)
 
     async def _shutdown(self) -> None:
+        started_any = any(part is not None for part in (self.supervisor, self.demo, self.broker))
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self.demo is not None:
@@ -323,4 +397,6 @@ class Stack:
             self.console.say("kafka: stopping the broker this run started")
             await asyncio.to_thread(self.broker.stop, 30.0)
         (self.run_dir / "up.json").unlink(missing_ok=True)  # present only while the stack runs
-        self.console.say("stopped")
+        (self.run_dir / SINK_SECRET_FILE).unlink(missing_ok=True)
+        if started_any:  # after a refusal before anything started, "stopped" would mislead
+            self.console.say("stopped")

@@ -8,6 +8,7 @@ errors); `format_alert` renders one alert from the sink's JSON-lines file. All p
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ class StatusSnapshot:
     alerts_received: int = 0
     errors: float = 0.0
     restarts: int = 0
+    rejected_reloads: float = 0.0  # watchlist edits the processor refused (it keeps the previous packs)
 
     def line(self) -> str:
         """One line, e.g. `polls 12 · articles 19 · matches arms_deal=4 … · alerts 9 · errors 0`."""
@@ -66,6 +68,8 @@ class StatusSnapshot:
                  f"processed {number(self.processed)}", f"matches {topics or '0'}",
                  f"alerts delivered {number(self.deliveries)}, received {self.alerts_received}",
                  f"errors {self.errors:.0f}"]
+        if self.rejected_reloads:
+            parts.append(f"watchlist edits rejected {self.rejected_reloads:.0f}")
         if self.restarts:
             parts.append(f"restarts {self.restarts}")
         return " · ".join(parts)
@@ -79,12 +83,14 @@ def summarize(stage_samples: Mapping[str, list[Sample] | None], alerts_received:
     ingest = stage_samples.get("ingest")
     process = stage_samples.get("process")
     alerts = stage_samples.get("alerts")
-    errors = 0.0
+    errors = rejected = 0.0
     if ingest is not None:
         errors += _total(ingest, "newswatch_ingest_feed_errors_total")
     if process is not None:
         errors += _total(process, "newswatch_processor_articles_total", outcome="dead_letter")
         errors += _total(process, "newswatch_processor_candidates_total", outcome="dead_letter")
+        rejected = _total(process, "newswatch_processor_watchlist_reloads_total", result="invalid")
+        errors += rejected
     if alerts is not None:
         errors += _total_except(alerts, "newswatch_alerts_deliveries_total", "outcome", {"delivered", "retry"})
     return StatusSnapshot(
@@ -94,7 +100,33 @@ def summarize(stage_samples: Mapping[str, list[Sample] | None], alerts_received:
         matches_by_topic={} if process is None else _by_label(process, "newswatch_processor_matches_total", "topic"),
         deliveries=None if alerts is None else _total(alerts, "newswatch_alerts_deliveries_total",
                                                       outcome="delivered"),
-        alerts_received=alerts_received, errors=errors, restarts=restarts)
+        alerts_received=alerts_received, errors=errors, restarts=restarts, rejected_reloads=rejected)
+
+
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def log_fields(line: str) -> dict[str, str]:
+    """The key=value fields of one log line (newswatch.logs format), quoted values unquoted."""
+    fields = {}
+    for key, value in _FIELD.findall(line):
+        if value.startswith('"'):
+            value = value[1:-1].replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+        fields[key] = value
+    return fields
+
+
+def rejected_reloads(lines: Iterable[str]) -> list[str]:
+    """For each `watchlists_reload_failed` line of the processor's log, what `up` prints: why the
+    edit was refused and that the previous watchlists stay in use."""
+    shown = []
+    for line in lines:
+        if " watchlists_reload_failed " not in f" {line} ":
+            continue
+        reason = log_fields(line.split(" watchlists_reload_failed ", 1)[1]).get("reason", "").strip()
+        shown.append("process: watchlist edit rejected; the previous watchlists stay in use until it is fixed:\n"
+                     + "\n".join(f"  | {part}" for part in (reason.splitlines() or ["(no reason logged)"])))
+    return shown
 
 
 def alert_payload(line: str) -> dict | None:

@@ -154,14 +154,26 @@ def _hit_json(hit) -> dict:
             "evidence": [e.model_dump() for e in hit.evidence]}
 
 
-def _table_rows(article: InputArticle, hits) -> list[str]:
+TABLE_HEADER = ("id", "topic", "score", "rule", "evidence")
+
+
+def _table_rows(article: InputArticle, hits) -> list[tuple[str, ...]]:
+    """One row (id, topic, score, rule, evidence) per hit; a row of dashes for an article without."""
     if not hits:
-        return [f"{article.id:<24} {'-':<20}"]
-    rows = []
-    for hit in hits:
-        terms = ", ".join(dict.fromkeys(e.term for e in hit.evidence))
-        rows.append(f"{article.id:<24} {hit.topic:<20} {hit.score:>5.2f}  {hit.rule:<26} {terms}")
-    return rows
+        return [(article.id, "-", "", "", "")]
+    return [(article.id, hit.topic, f"{hit.score:.2f}", hit.rule, ", ".join(dict.fromkeys(e.term for e in hit.evidence)))
+            for hit in hits]
+
+
+def format_table(rows: list[tuple[str, ...]]) -> list[str]:
+    """The rows under TABLE_HEADER, each column as wide as its longest cell (score right-aligned)."""
+    table = [TABLE_HEADER, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(TABLE_HEADER) - 1)]
+    lines = []
+    for row in table:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]), row[3].ljust(widths[3])]
+        lines.append((" ".join(cells[:3]) + "  " + cells[3] + " " + row[4]).rstrip())
+    return lines
 
 
 @click.command("detect")
@@ -185,8 +197,7 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
     results = []
     mismatches: list[str] = []
     out = sys.stdout
-    if output_format == "table" and not evaluate:
-        out.write(f"{'id':<24} {'topic':<20} {'score':>5}  {'rule':<26} evidence\n")
+    table_rows: list[tuple[str, ...]] = []  # printed at the end, with columns as wide as their cells
     for name in inputs:
         for article in _open_input(name, errors, allow_private_networks, fetch_pages):
             hits = detect_topics(article, watchlist)
@@ -201,10 +212,11 @@ def detect(inputs: tuple[str, ...], watchlists_path: Path, output_format: str, e
                                                        ("wrong ", detected - article.labels))
                                   for topic in sorted(topics))
             elif output_format == "table":
-                for row in _table_rows(article, hits):
-                    out.write(row + "\n")
+                table_rows.extend(_table_rows(article, hits))
             else:
                 out.write(dumps({"id": article.id, "topics": [_hit_json(h) for h in hits]}) + "\n")
+    if output_format == "table" and not evaluate:
+        out.write("".join(line + "\n" for line in format_table(table_rows)))
     if evaluate:
         table = score_labelled(results, [t.id for t in watchlist.topics])
         out.write(format_report(table) + "\n")

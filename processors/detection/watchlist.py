@@ -20,7 +20,7 @@ import pydantic
 
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.schemas import replace_lone_surrogates
-from newswatch.yamlconf import StrictModel, parse_yaml, position_of, problems_from_validation
+from newswatch.yamlconf import StrictModel, _is_union_tag, parse_yaml, position_of, problems_from_validation
 from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, is_code, normalize_term
 
 # Part of Watchlist.version: bump when compilation or rule semantics change.
@@ -380,6 +380,7 @@ class _Parsed:
     text: str
     model: WatchlistFile
     _positions: dict | None = None
+    repaired: bool = False  # invalid parts were left out (see _repaired): for finding problems only
 
     @property
     def positions(self) -> dict:
@@ -445,6 +446,11 @@ def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
             model = WatchlistFile.model_validate(data if data is not None else {})
         except pydantic.ValidationError as exc:
             problems.extend(problems_from_validation(exc, source, positions))
+            # Check the rest of the pack too (rule references, duplicates): `check` lists every
+            # problem at once. The repaired pack is only ever used to find problems.
+            repaired = _repaired(data, exc)
+            if repaired is not None and repaired.topics:
+                parsed.append(_Parsed(source, text, repaired, positions, repaired=True))
             continue
         if not model.topics:
             line, column = position_of(positions, ("topics",)) or (1, 1)
@@ -452,6 +458,56 @@ def _parse_files(path: Path) -> tuple[list[_Parsed], list[ConfigProblem]]:
             continue
         parsed.append(_Parsed(source, text, model, positions))
     return parsed, problems
+
+
+# A stand-in for a term whose spellings were all invalid, so rules naming it still resolve.
+_PLACEHOLDER_TERM = {"any": ["newswatch placeholder term"]}
+
+
+def _repaired(data: Any, exc: pydantic.ValidationError, rounds: int = 5) -> WatchlistFile | None:
+    """The pack with every part pydantic rejected left out (a bad term replaced by a stand-in),
+    or None when no such pack validates. Used to report reference problems beside validation ones."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for _ in range(rounds):
+        doomed = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = tuple(part for part in err["loc"] if not _is_union_tag(part))
+            if err["type"] == "missing":
+                loc = loc[:2] if loc[:1] == ("topics",) and len(loc) <= 3 else loc[:-1]  # a topic without id/title/terms
+            doomed.append(loc)
+        for loc in sorted(set(doomed), key=lambda loc: [str(p).zfill(8) for p in loc], reverse=True):
+            if not _drop(data, loc):
+                return None
+        try:
+            return WatchlistFile.model_validate(data)
+        except pydantic.ValidationError as again:
+            exc = again
+    return None
+
+
+def _drop(data: Any, loc: tuple) -> bool:
+    """Remove the value at `loc` (a term is replaced by the stand-in); False if there is none."""
+    if not loc:
+        return False
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return True  # already gone with its container
+    last = loc[-1]
+    if len(loc) == 4 and loc[0] == "topics" and loc[2] == "terms" and isinstance(parent, dict) and last in parent:
+        parent[last] = dict(_PLACEHOLDER_TERM)
+        return True
+    if isinstance(parent, dict) and last in parent:
+        del parent[last]
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        del parent[last]
+        return True
+    return False
 
 
 def _problem(parsed: _Parsed, loc: tuple, message: str) -> ConfigProblem:
@@ -507,6 +563,7 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         spec = pack.model.topics[index]
         base = ("topics", index)
         for name, term in spec.terms.items():
+            problems.extend(_duplicate_spellings(pack, base + ("terms", name), name, term))
             term_id = term_index[f"{topic_id}.{name}"]
             for lang in ("any",) + LANGUAGES:
                 for variant in getattr(term, lang):
@@ -551,6 +608,8 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
     # checked only when every reference resolved, so one misspelt name gives one error, not two.
     used_anywhere = {t for c in compiled for t in c.terms}
     for topic_id, (pack, index) in sorted(topic_at.items()) if not problems else ():
+        if pack.repaired:
+            continue  # a term may be used only by a part that was left out
         for name in pack.model.topics[index].terms:
             if term_index[f"{topic_id}.{name}"] not in used_anywhere:
                 problems.append(_problem(pack, ("topics", index, "terms", name),
@@ -571,6 +630,25 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         sources=tuple(p.source for p in parsed),
         automaton=build_automaton(unique_keys),
     ), []
+
+
+def _duplicate_spellings(pack: _Parsed, loc: tuple, name: str, term: TermSpec) -> list[ConfigProblem]:
+    """A spelling written twice in one term (case and spacing aside; `any` counts for every
+    language): harmless to matching, but a sign the author thought something was missing."""
+    found = []
+    first: dict[str, tuple[str, int]] = {}
+    for lang in ("any",) + LANGUAGES + ("regex",):
+        for i, variant in enumerate(getattr(term, lang)):
+            key = " ".join(variant.casefold().split())
+            earlier = first.get(key)
+            if earlier is not None and (earlier[0] == lang or (earlier[0] == "any" and lang in LANGUAGES)):
+                pos = position_of(pack.positions, loc + earlier)
+                where = f"line {pos[0]}" if pos else "above"
+                found.append(_problem(pack, loc + (lang, i), f"duplicate spelling {variant!r} in term {name!r} "
+                                                             f"(already listed under {earlier[0]} at {where})"))
+            elif earlier is None or lang == "any":
+                first[key] = (lang, i)
+    return found
 
 
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
@@ -607,10 +685,8 @@ def _key_entries(variant: str, term_id: int, lang: str | None):
 def problems(path: str | Path) -> list[ConfigProblem]:
     """Every problem in a watchlist file or folder (for `newswatch check`); [] when it compiles."""
     parsed, found = _parse_files(Path(path))
-    if found:
-        return found
-    _, found = _compile(parsed)
-    return found
+    _, more = _compile(parsed)
+    return sorted(found + more, key=lambda p: (p.file, p.line or 0, p.column or 0))
 
 
 def load_watchlists(path: str | Path) -> Watchlist:
@@ -620,8 +696,7 @@ def load_watchlists(path: str | Path) -> Watchlist:
     the same `version`.
     """
     parsed, found = _parse_files(Path(path))
-    if not found:
-        watchlist, found = _compile(parsed)
-    if found:
-        raise ConfigError(found)
+    watchlist, more = _compile(parsed)
+    if found or more:
+        raise ConfigError(sorted(found + more, key=lambda p: (p.file, p.line or 0, p.column or 0)))
     return watchlist

@@ -22,7 +22,7 @@ from tests.processors.corpus import labelled_articles, seed_article
 from tests.processors.factories import article
 from tests.processors.test_stories import EDITS, SAME_TOPIC_OTHER_STORY
 from tests.processors.worker_support import (ROOT, WorkerProcess, article_records, matches_by_id, produce,
-                                             read_all, write_config)
+                                             read_all, wait_until_consuming, write_config)
 from tests.support.kafka import create_topics, read_records
 from tests.support.waiting import wait_until
 
@@ -246,7 +246,9 @@ def test_worker_exits_cleanly_on_sigint_and_sighup_forces_a_reload(
     create_topics(kafka_bootstrap, topics.articles)
     produce(kafka_bootstrap, topics.articles, article_records([seed_article()]))
     worker = worker_factory(write_config(tmp_path, topic_prefix, SEED_WATCHLISTS))
-    read_records(kafka_bootstrap, topics.matches, min_count=1, timeout=90)
+    # Ready first (as long as a loaded machine needs), then the match: only the work is timed.
+    wait_until_consuming(worker, kafka_bootstrap, f"{topic_prefix}processor")
+    read_records(kafka_bootstrap, topics.matches, min_count=1, timeout=120)
     worker.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "watchlists_reload_requested" in worker.log(), 15, "SIGHUP was handled")
     assert worker.proc.poll() is None, "SIGHUP must not stop the worker"

@@ -72,6 +72,33 @@ class WorkerProcess:
                 for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
+def wait_until_consuming(worker: WorkerProcess, bootstrap: str, group_id: str, timeout: float = 300) -> None:
+    """Return once the worker's consumer group is Stable with a member (partitions assigned): the
+    worker is ready, however long a loaded machine took to get it there. Fails at once, with the
+    log, if the worker exits; `timeout` only catches a worker that hangs."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-readiness")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if worker.proc.poll() is not None:
+                raise AssertionError(f"worker exited {worker.proc.returncode} before it was ready:\n{worker.log()}")
+            try:
+                group = admin.describe_groups([group_id]).get(group_id) or {}
+            except KafkaError:  # no group coordinator yet (a new broker's offsets topic), or the group is new
+                group = {}
+            if group.get("group_state") == "Stable" and group.get("members"):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker not consuming after {timeout:.0f} s (group {group_id}: "
+                                     f"{group.get('group_state')}):\n{worker.log()[-3000:]}")
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024)
     count = 0

@@ -53,7 +53,7 @@ def test_watchlist_example_loads_and_finds_the_added_term(tmp_path):
 
     (tmp_path / "pack.yaml").write_text(_block("topics"), encoding="utf-8")
     watchlist = load_watchlists(tmp_path)
-    article = Article(id="1", title="Seoul delivers Cheongung batteries", text="", lang="en",
+    article = Article(id="1", title="Taipei deploys more Tien Kung batteries", text="", lang="en",
                       fetched_at=datetime.now(timezone.utc), feed=FeedRef(url="https://x.example/"))
     assert [hit.topic for hit in detect(article, watchlist)] == ["air_defense_system"]
 

@@ -71,6 +71,15 @@ async def _until(condition, timeout: float, what: str):
         await asyncio.sleep(0.02)
 
 
+def _written(path: Path) -> bool:
+    """The child's JSON file is there and complete (it may exist, still empty, for a moment)."""
+    try:
+        json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return True
+
+
 def _pid_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -89,7 +98,7 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
     stack = Stack(config, tmp_path / "newswatch.yaml", tmp_path / "run", Console(stream=out), environ=environ,
                   broker_factory=lambda: broker, plan=_fake_plan(tmp_path))
     run = asyncio.create_task(stack.run())
-    await _until(lambda: all((tmp_path / f"{n}.json").exists() for n in ("ingest", "process")), 20, "children")
+    await _until(lambda: all(_written(tmp_path / f"{n}.json") for n in ("ingest", "process")), 20, "children")
     seen = json.loads((tmp_path / "ingest.json").read_text())
     assert seen["NEWSWATCH_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
     assert seen["NEWSWATCH_SINK_SECRET"].startswith("whsec_")
@@ -99,8 +108,9 @@ async def test_up_runs_children_with_broker_and_secret_then_stops_on_a_signal(tm
     assert response.status_code == 200 and response.headers["etag"]
     pids = json.loads((tmp_path / "run" / "up.json").read_text())["children"]
     run_config = load_config(tmp_path / "run" / "newswatch.yaml")  # what the stages were given
-    assert run_config.ingest.allow_private_networks and run_config.up == config.up
-    assert run_config.ingest.state_dir == tmp_path / ".newswatch" / "ingest"
+    assert run_config.ingest.allow_networks == ("127.0.0.1/32",) and run_config.up == config.up
+    assert not run_config.ingest.allow_private_networks
+    assert run_config.ingest.state_dir == tmp_path / "run" / "ingest"  # all of a run's state under --run-dir
     assert not config.ingest.allow_private_networks
     assert set(pids) == {"ingest", "process"}
 

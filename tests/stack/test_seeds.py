@@ -37,14 +37,15 @@ def test_demo_feeds_and_sink_subscription_match_what_up_serves():
     # The file keeps the address guard on; `up` opens it for its own run, towards the demo server.
     assert demo is not None and not config.ingest.allow_private_networks
     assert run_config(parse_yaml((SEEDS / "newswatch.yaml").read_text(), "seeds")[0], config)["ingest"][
-        "allow_private_networks"] is True
+        "allow_networks"] == ["127.0.0.1/32"]
     for feed in feeds:
         prefix = f"http://127.0.0.1:{demo.port}/"
         assert feed.url.startswith(prefix) and (config.resolve(demo.dir) / feed.url[len(prefix):]).is_file()
     assert {f.url.rsplit("/", 1)[1] for f in feeds} == {p.name for p in DEMO.glob("*.xml")}
     subscriptions = load_subscriptions(config.resolve(config.subscriptions)).subscriptions
     sink = [s for s in subscriptions if s.url == f"http://127.0.0.1:{config.up.sink.port}/"]
-    assert sink and sink[0].secret_env == config.up.sink.secret_env and config.alerts.allow_private_networks
+    assert sink and sink[0].secret_env == config.up.sink.secret_env
+    assert config.alerts.allow_networks == ("127.0.0.1/32",) and not config.alerts.allow_private_networks
 
 
 def test_deploy_config_sends_to_the_compose_sink_and_keeps_state_in_the_volume():

@@ -151,6 +151,6 @@ def test_run_config_makes_paths_absolute_and_opens_the_guard_only_for_demo_feeds
                          config)
     assert derived["feeds"] == str(tmp_path / "feeds.yaml") and "watchlists" not in derived
     assert derived["ingest"] == {"per_host": 3, "state_dir": str(tmp_path / ".newswatch" / "ingest"),
-                                 "allow_private_networks": True}
+                                 "allow_networks": ["127.0.0.1/32"]}
     real = load_config(tmp_path / "newswatch.yaml").model_copy(update={"up": UpSettings()})
-    assert "allow_private_networks" not in run_config({"ingest": {}}, real)["ingest"]
+    assert "allow_networks" not in run_config({"ingest": {}}, real)["ingest"]
