@@ -37,6 +37,9 @@ def plan_children(config_file: Path, settings: UpSettings, run_dir: Path,
         specs.append(ChildSpec(stage, newswatch_argv(
             stage, "--config", str(config_file), "--metrics-port", str(port), python=python),
             log_path=run_dir / "logs" / f"{stage}.log", cwd=run_dir))
+    if settings.console:  # the web console: last, nothing waits for it (docs/console.md)
+        specs.append(ChildSpec("console", newswatch_argv("console", "--config", str(config_file), python=python),
+                               log_path=run_dir / "logs" / "console.log", cwd=run_dir))
     return specs
 
 
@@ -61,6 +64,9 @@ def run_config(data: dict, config: AppConfig) -> dict:
             derived[key] = str(path)
     ingest = dict(derived.get("ingest") or {})
     ingest["state_dir"] = str(config.resolve(config.ingest.state_dir))
+    console = dict(derived.get("console") or {})
+    console["store"] = str(config.resolve(config.console.store))
+    derived["console"] = console
     if config.up.demo_feeds is not None:
         ingest["allow_private_networks"] = True
     derived["ingest"] = ingest
