@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -102,9 +102,9 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
             else:
                 response = JSONResponse({"detail": "a token is needed: Authorization: Bearer <token>"}, status_code=401)
             response.headers["www-authenticate"] = "Bearer"
-        elif request.method not in ("GET", "HEAD", "OPTIONS") and not security.bearer_ok(
-                ctx.token, request.headers.get("authorization")) and not await _csrf_passes(request):
-            response = JSONResponse({"detail": "cross-site or unauthenticated change refused (CSRF)"}, status_code=403)
+        elif _unsafe(request) and not security.same_origin(
+                request.headers.get("origin"), request.headers.get("sec-fetch-site"), request.headers.get("host")):
+            response = JSONResponse({"detail": "cross-site change refused"}, status_code=403)
         else:
             response = await call_next(request)
         for name, value in security.HEADERS.items():
@@ -121,10 +121,15 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
             request.state.csrf = token
         return token
 
+    async def csrf_guard(request: Request) -> None:
+        """Every change needs the CSRF token (form field or header) matching its cookie; runs as a
+        dependency so the form is parsed once, by FastAPI, and still reaches the route."""
+        if _unsafe(request) and not await _csrf_passes(request):
+            raise HTTPException(403, "change refused: missing or wrong CSRF token (reload the page)")
+
+    app.router.dependencies.append(Depends(csrf_guard))
+
     async def _csrf_passes(request: Request) -> bool:
-        if not security.same_origin(request.headers.get("origin"), request.headers.get("sec-fetch-site"),
-                                    request.headers.get("host")):
-            return False
         submitted = request.headers.get(security.CSRF_HEADER)
         if submitted is None and request.headers.get("content-type", "").startswith(
                 ("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -156,13 +161,14 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
 
     def story_filter(topic, lang, source, min_score, since, until, q, limit) -> StoryFilter:
         try:
-            return StoryFilter(topic=topic or None, lang=lang or None, source=source or None, min_score=min_score,
+            score = float(min_score) if min_score not in (None, "") else None
+            return StoryFilter(topic=topic or None, lang=lang or None, source=source or None, min_score=score,
                                since_ms=render.parse_time(since), until_ms=render.parse_time(until), q=q or None,
                                limit=limit)
         except ValueError:
-            raise HTTPException(422, "since/until must be ISO-8601 dates or times") from None
+            raise HTTPException(422, "min_score must be a number, since/until ISO-8601 dates or times") from None
 
-    filters = dict(topic=Query(None), lang=Query(None), source=Query(None), min_score=Query(None, ge=0),
+    filters = dict(topic=Query(None), lang=Query(None), source=Query(None), min_score=Query(None, description="a number; empty means any"),
                    since=Query(None, description="ISO-8601, UTC unless given"), until=Query(None),
                    q=Query(None, description="full-text search, normalised as the detector normalises"),
                    limit=Query(50, ge=1, le=500))
@@ -173,7 +179,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
 
     @app.get("/stories", include_in_schema=False)
     def stories_page(request: Request, topic: str | None = filters["topic"], lang: str | None = filters["lang"],
-                     source: str | None = filters["source"], min_score: float | None = filters["min_score"],
+                     source: str | None = filters["source"], min_score: str | None = filters["min_score"],
                      since: str | None = filters["since"], until: str | None = filters["until"],
                      q: str | None = filters["q"], limit: int = filters["limit"]):
         f = story_filter(topic, lang, source, min_score, since, until, q, limit)
@@ -183,7 +189,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
 
     @app.get("/api/stories", tags=["stories"], summary="Stories, newest first, filtered")
     def stories_api(topic: str | None = filters["topic"], lang: str | None = filters["lang"],
-                    source: str | None = filters["source"], min_score: float | None = filters["min_score"],
+                    source: str | None = filters["source"], min_score: str | None = filters["min_score"],
                     since: str | None = filters["since"], until: str | None = filters["until"],
                     q: str | None = filters["q"], limit: int = filters["limit"]) -> dict:
         rows = ctx.store.stories(story_filter(topic, lang, source, min_score, since, until, q, limit))
@@ -193,7 +199,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
              response_class=StreamingResponse)
     async def stories_stream(request: Request, after: int = Query(0, ge=0),
                              topic: str | None = filters["topic"], lang: str | None = filters["lang"],
-                             source: str | None = filters["source"], min_score: float | None = filters["min_score"],
+                             source: str | None = filters["source"], min_score: str | None = filters["min_score"],
                              since: str | None = filters["since"], until: str | None = filters["until"],
                              q: str | None = filters["q"]):
         f = story_filter(topic, lang, source, min_score, since, until, q, 200)
@@ -335,6 +341,14 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
                 "seq": ctx.store.seq}
 
     return app
+
+
+def _unsafe(request: Request) -> bool:
+    """A request that may change something and is not an API client's (bearer requests carry their
+    own proof: a browser never adds that header to a cross-site request)."""
+    ctx = request.app.state.ctx
+    return request.method not in ("GET", "HEAD", "OPTIONS") and not security.bearer_ok(
+        ctx.token, request.headers.get("authorization"))
 
 
 def _q(text: str) -> str:
