@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,10 +31,12 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from console import render, security
+from newswatch.logs import log_event
 from console.store import Store, StoryFilter
 from console.tester import LiveWatchlists, run_draft, test_text
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("newswatch.console")
 STREAM_KEEPALIVE_S = 15.0
 
 
@@ -317,6 +320,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
             raise HTTPException(404, "no such dead letter")
         outcome = await replay_letter(ctx.config_path, letter)
         ctx.store.mark_replayed(webhook_id, outcome)
+        log_event(log, logging.INFO, "console_replay", webhook_id=webhook_id, subscription=letter.subscription,
+                  outcome=outcome)
         return RedirectResponse(f"/alerts?notice={_q(f'{webhook_id}: {outcome}')}", status_code=303)
 
     @app.post("/alerts/silences", tags=["alerts"], summary="Add a silence to the subscriptions file")
