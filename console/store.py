@@ -229,19 +229,36 @@ class Store:
         match = decode(record.value, Match)
         detected_ms = int(match.detected_at.timestamp() * 1000)
         score = max((t.score for t in match.topics), default=0.0)
-        topics = " ".join(sorted({t.topic for t in match.topics}))
-        raw = match.model_dump_json(by_alias=True)
+        topics = sorted({t.topic for t in match.topics})
+        raw = record.value.decode("utf-8") if isinstance(record.value, bytes) else str(record.value)
         old = db.execute("SELECT id FROM articles WHERE article_id = ?", (match.id,)).fetchone()
-        if old is not None:
+        if old is not None:  # the same article again (a replay): replaced, and its story recomputed
             db.execute("DELETE FROM article_fts WHERE rowid = ?", (old["id"],))
             db.execute("DELETE FROM articles WHERE id = ?", (old["id"],))
         cursor = db.execute(
             "INSERT INTO articles (article_id, story_id, lang, source, title, detected_ms, score, topics, record) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (match.id, match.story_id, match.lang, match.source, match.title, detected_ms, score, topics, raw))
+            (match.id, match.story_id, match.lang, match.source, match.title, detected_ms, score, " ".join(topics),
+             raw))
         db.execute("INSERT INTO article_fts (rowid, body) VALUES (?, ?)",
                    (cursor.lastrowid, search_text(match.title, match.text, match.summary)))
-        self._refresh_story(db, match.story_id)
+        story = db.execute("SELECT * FROM stories WHERE story_id = ?", (match.story_id,)).fetchone()
+        if old is not None or story is None or detected_ms < story["first_ms"]:
+            self._refresh_story(db, match.story_id)
+            return match.story_id
+        # A newer source of a known story: fold it into the row without re-reading the story.
+        names = set(filter(None, story["sources"].split("\x1f")))
+        names.update(s.source or "" for s in match.sources)
+        names.add(match.source or "")
+        latest = detected_ms >= story["last_ms"]
+        self._seq += 1
+        db.execute("UPDATE stories SET last_ms = ?, score = ?, topics = ?, sources_count = ?, latest_source = ?, "
+                   "sources = ?, changed_seq = ? WHERE story_id = ?",
+                   (max(story["last_ms"], detected_ms), max(story["score"], score),
+                    " " + " ".join(sorted(set(story["topics"].split()) | set(topics))) + " ",
+                    max(story["sources_count"] + 1, len(match.sources)),
+                    match.source if latest else story["latest_source"],
+                    "\x1f" + "\x1f".join(sorted(names)) + "\x1f", self._seq, match.story_id))
         return match.story_id
 
     def _refresh_story(self, db: sqlite3.Connection, story_id: str) -> None:
