@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from console import render, security
 from newswatch.logs import log_event
 from console.store import Store, StoryFilter
-from console.tester import LiveWatchlists, run_draft, test_text
+from console.tester import LiveWatchlists, fetch_text, run_draft, test_text
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("newswatch.console")
@@ -50,6 +50,7 @@ class ConsoleContext:
     subscriptions_path: Path | None = None
     config_path: Path | None = None
     draft_history: int = 50_000
+    ingest_settings: Any = None  # how the tester fetches a pasted URL (ingest's guarded fetch)
     feeder: Any = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -63,7 +64,8 @@ def now_ms() -> int:
 
 
 class TestIn(BaseModel):
-    text: str
+    text: str = ""
+    url: str | None = None  # read through ingest's guarded fetch when no text is given
     title: str = ""
     lang: str | None = None
 
@@ -260,21 +262,43 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
 
     @app.get("/test", include_in_schema=False)
     def test_page(request: Request):
-        return page(request, "test.html", result=None, draft=None, text="", title="", yaml="")
+        return page(request, "test.html", result=None, draft=None, text="", title="", yaml="", url="",
+                    fetch_error=None)
+
+    async def read_url(url: str) -> tuple[str, str]:
+        from ingest.settings import IngestSettings
+
+        try:
+            return await fetch_text(url.strip(), ctx.ingest_settings or IngestSettings())
+        except ValueError as exc:
+            raise HTTPException(422, f"the page could not be read: {exc}") from None
 
     @app.post("/test", include_in_schema=False)
-    def test_form(request: Request, text: str = Form(""), title: str = Form(""), lang: str = Form("")):
-        result = test_text(live(), title, text, lang or None)
-        return page(request, "test.html", result=result, draft=None, text=text, title=title, yaml="")
+    async def test_form(request: Request, text: str = Form(""), title: str = Form(""), lang: str = Form(""),
+                        url: str = Form("")):
+        fetched = None
+        if url.strip() and not text.strip():
+            try:
+                title, text = await read_url(url)
+            except HTTPException as exc:
+                fetched = exc.detail
+        result = None if fetched else await asyncio.to_thread(test_text, live(), title, text, lang or None)
+        return page(request, "test.html", result=result, draft=None, text=text, title=title, yaml="", url=url,
+                    fetch_error=fetched)
 
     @app.post("/test/pack", include_in_schema=False)
     def draft_form(request: Request, yaml: str = Form("")):
         draft = run_draft(yaml, ctx.store.history(ctx.draft_history))
-        return page(request, "test.html", result=None, draft=draft, text="", title="", yaml=yaml)
+        return page(request, "test.html", result=None, draft=draft, text="", title="", yaml=yaml, url="",
+                    fetch_error=None)
 
-    @app.post("/api/test", tags=["test"], summary="Topics, rules and evidence for a text under the live packs")
-    def test_api(body: TestIn) -> dict:
-        return test_text(live(), body.title, body.text, body.lang)
+    @app.post("/api/test", tags=["test"], summary="Topics, rules and evidence for a text (or a page's URL) "
+                                                  "under the live packs")
+    async def test_api(body: TestIn) -> dict:
+        title, text = body.title, body.text
+        if body.url and not text.strip():
+            title, text = await read_url(body.url)
+        return await asyncio.to_thread(test_text, live(), title, text, body.lang)
 
     @app.post("/api/test/pack", tags=["test"], summary="A draft pack over stored history: added and dropped")
     def draft_api(body: DraftIn) -> dict:

@@ -40,7 +40,8 @@ def build_context(config_path: Path | None, environ: dict | None = None, *, with
     store = Store(config.resolve(settings.store), TopicKinds.for_topics(config.kafka.topics))
     ctx = ConsoleContext(store=store, token=token, watchlists=LiveWatchlists(config.resolve(config.watchlists)),
                          subscriptions_path=config.resolve(config.subscriptions),
-                         config_path=find_config(config_path).resolve(), draft_history=settings.draft_history)
+                         config_path=find_config(config_path).resolve(), draft_history=settings.draft_history,
+                         ingest_settings=config.ingest)
     if with_feeder:
         ctx.feeder = Feeder(store, config.kafka.bootstrap(env), settings.retention, on_change=ctx.notify)
     return config, ctx

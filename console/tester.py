@@ -57,6 +57,32 @@ def guess_lang(text: str) -> str | None:
     return identify_language(text, "latin") if text.strip() else None
 
 
+async def fetch_text(url: str, settings) -> tuple[str, str]:
+    """(title, text) of an article page, read as ingest reads pages: its guarded fetch (address
+    guard, size and time limits, checked redirects) and its extractor. ValueError with a short
+    reason when the page cannot be had."""
+    import asyncio
+
+    from ingest.extract import PageRefused, extract_page
+    from ingest.fetch import FetchError, fetch_feed
+    from ingest.pages import page_limits
+    from ingest.poller import build_client
+
+    async with build_client(settings) as client:
+        try:
+            response = await fetch_feed(client, url, limits=page_limits(settings))
+        except FetchError as exc:
+            raise ValueError(f"{exc.reason}: {exc.detail}"[:300]) from None
+    if not response.is_success:
+        raise ValueError(f"http_{response.status}: the server answered HTTP {response.status}")
+    try:
+        page = await asyncio.to_thread(extract_page, response.content, response.url,
+                                       content_type=response.content_type, max_chars=settings.max_text_chars)
+    except PageRefused as exc:
+        raise ValueError(f"{exc.reason}: {exc.detail}"[:300]) from None
+    return page.title or "", page.text
+
+
 def test_text(watchlist: Watchlist, title: str, text: str, lang: str | None) -> dict:
     """Topics, rules and evidence for a pasted title and text."""
     lang = lang or guess_lang(f"{title}\n{text}")
