@@ -189,6 +189,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
                      q: str | None = filters["q"], limit: int = filters["limit"]):
         f = story_filter(topic, lang, source, min_score, since, until, q, limit)
         rows = ctx.store.stories(f)
+        if _wants_json(request):
+            return {"stories": rows, "seq": ctx.store.seq}
         return page(request, "stories.html", stories=rows, f=f, since=since or "", until=until or "",
                     seq=ctx.store.seq, query=request.url.query)
 
@@ -231,6 +233,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     @app.get("/stories/{story_id}", include_in_schema=False)
     def story_page(request: Request, story_id: str):
         story = ctx.store.story(story_id)
+        if _wants_json(request):
+            return story_api(story_id)
         if story is None:
             return page(request, "missing.html", status=404, what="story", name=story_id)
         return page(request, "story.html", s=story)
@@ -246,6 +250,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
 
     @app.get("/feeds", include_in_schema=False)
     def feeds_page(request: Request):
+        if _wants_json(request):
+            return feeds_api()
         return page(request, "feeds.html", feeds=ctx.store.feeds(now_ms()))
 
     @app.get("/api/feeds", tags=["feeds"], summary="Every feed's latest health, failing first")
@@ -370,6 +376,12 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
                 "seq": ctx.store.seq}
 
     return app
+
+
+def _wants_json(request: Request) -> bool:
+    """The pages answer JSON too (the same as their /api twin) when that is what is asked for."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 def _unsafe(request: Request) -> bool:

@@ -152,3 +152,20 @@ def test_console_section_is_strict(tmp_path):
     config.write_text("console:\n  retention: 3d\n", encoding="utf-8")
     assert load_config(config).console.retention == 3 * 86400
     assert load_config(config).console.host == "127.0.0.1"
+
+
+def test_pages_answer_json_like_their_api_twins(store):
+    from fastapi.testclient import TestClient
+
+    from console.app import ConsoleContext, create_app
+    from console.tester import LiveWatchlists
+
+    add(store, f.article("ar1", f.SEED_TITLE, f.SEED_TEXT, "ar"))
+    client = TestClient(create_app(ConsoleContext(store=store, token=None, watchlists=LiveWatchlists(f.WATCHLISTS))))
+    as_json = {"accept": "application/json"}
+    for page, api in (("/stories?q=لافروف", "/api/stories?q=لافروف"), ("/stories/st-ar1", "/api/stories/st-ar1"),
+                      ("/feeds", "/api/feeds")):
+        assert client.get(page, headers=as_json).json() == client.get(api).json()
+    assert client.get("/stories/st-none", headers=as_json).status_code == 404
+    spec = client.get("/openapi.json").json()["paths"]
+    assert {"/api/stories", "/api/stories/{story_id}", "/api/feeds", "/api/test", "/api/test/pack"} <= set(spec)
