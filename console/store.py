@@ -380,17 +380,40 @@ class Store:
         if after_seq is not None:
             where.append("s.changed_seq > ?")
             args.append(after_seq)
-        if f.q:
-            expression = fts_query(f.q)
-            if expression is None:
-                return []
-            where.append("s.story_id IN (SELECT a.story_id FROM article_fts JOIN articles a ON a.id = article_fts.rowid "
-                         "WHERE article_fts MATCH ?)")
-            args.append(expression)
-        sql = "SELECT * FROM stories s" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY s.last_ms DESC, s.story_id LIMIT ?"
-        args.append(max(1, min(f.limit, 500)))
-        return [_story_row(r) for r in self._db().execute(sql, args)]
+        limit = max(1, min(f.limit, 500))
+        base = "SELECT * FROM stories s" + (" WHERE " + " AND ".join(where) if where else "")
+        if not f.q:
+            sql = base + " ORDER BY s.last_ms DESC, s.story_id LIMIT ?"
+            return [_story_row(r) for r in self._db().execute(sql, [*args, limit])]
+        expression = fts_query(f.q)
+        if expression is None:
+            return []
+        # Newest matching articles first (rowids grow with arrival), a page at a time, until
+        # enough of their stories pass the other filters: a common word never has every one of its
+        # hits materialised.
+        db = self._db()
+        found: dict[str, dict] = {}
+        before = None
+        page = max(200, limit * 4)
+        while len(found) < limit:
+            rows = db.execute(
+                "SELECT article_fts.rowid AS rid, a.story_id FROM article_fts JOIN articles a ON a.id = article_fts.rowid "
+                "WHERE article_fts MATCH ?" + (" AND article_fts.rowid < ?" if before is not None else "") +
+                " ORDER BY article_fts.rowid DESC LIMIT ?",
+                [expression, *([before] if before is not None else []), page]).fetchall()
+            if not rows:
+                break
+            before = rows[-1]["rid"]
+            candidates = list(dict.fromkeys(r["story_id"] for r in rows if r["story_id"] not in found))
+            if candidates:
+                marks = ",".join("?" * len(candidates))
+                sql = base + (" AND " if where else " WHERE ") + f"s.story_id IN ({marks})"
+                for r in db.execute(sql, [*args, *candidates]):
+                    found[r["story_id"]] = _story_row(r)
+            if len(rows) < page:
+                break
+        ordered = sorted(found.values(), key=lambda r: (-r["last_seen_ms"], r["story_id"]))
+        return ordered[:limit]
 
     def story(self, story_id: str) -> dict | None:
         db = self._db()
