@@ -70,4 +70,5 @@ def console(config_file: Path | None, host: str | None, port: int | None, log_le
               store_state=created, token_required=ctx.token is not None)
     click.echo(f"newswatch console at http://{host}:{port}/ (store {ctx.store.path}, {created})", err=True)
     uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning", access_log=False,
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=2)  # open live streams never hold up a stop

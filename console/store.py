@@ -243,6 +243,14 @@ class Store:
         db.execute("INSERT INTO article_fts (rowid, body) VALUES (?, ?)",
                    (cursor.lastrowid, search_text(match.title, match.text, match.summary)))
         story = db.execute("SELECT * FROM stories WHERE story_id = ?", (match.story_id,)).fetchone()
+        if story is None and old is None:  # a new story: its first article says it all
+            names = {s.source or "" for s in match.sources} | {match.source or ""}
+            self._seq += 1
+            db.execute("INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (match.story_id, match.lang, match.title, detected_ms, detected_ms, score,
+                        " " + " ".join(topics) + " ", max(1, len({s.article_id for s in match.sources} | {match.id})),
+                        match.source, "\x1f" + "\x1f".join(sorted(names)) + "\x1f", self._seq))
+            return match.story_id
         if old is not None or story is None or detected_ms < story["first_ms"]:
             self._refresh_story(db, match.story_id)
             return match.story_id

@@ -298,6 +298,13 @@ def test_story_page_highlights_evidence_right_to_left(stack, browser):
             checked += 1
     assert checked >= 3
     shot(browser, "story")
+    # the demo subscription's alert for it (after its 10 s grouping wait), from the alerts stage's records
+    delivered = wait_until(lambda: [d for d in stack.api(f"/api/stories/{story_id}")["deliveries"]
+                                    if d["status"] == "delivered"], timeout=90, message="the seed story's alert")
+    browser.get(f"{stack.url}/stories/{story_id}")
+    table = browser.find_element(By.CSS_SELECTOR, "table.deliveries").text
+    assert delivered[0]["webhook_id"] in table and delivered[0]["subscription"] in table and "delivered" in table
+    shot(browser, "story-alerts")
 
 
 def test_search_in_cyrillic_finds_latin_s400(stack, browser):
