@@ -61,10 +61,12 @@ class Feeder:
                 await consumer.stop()
 
     async def _discover(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer._client.force_metadata_update()
+        # All topics' metadata, asked afresh: once partitions are assigned, the client's own
+        # metadata follows only the assigned topics, and a topic created later would go unseen.
+        cluster = await consumer._client.fetch_all_metadata()
         wanted: set[TopicPartition] = set()
         for topic in self.store.kinds.all:
-            for partition in consumer.partitions_for_topic(topic) or ():
+            for partition in cluster.partitions_for_topic(topic) or ():
                 wanted.add(TopicPartition(topic, partition))
         new = wanted - self._assigned
         if not new:

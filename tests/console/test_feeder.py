@@ -136,3 +136,27 @@ async def test_ingest_publishes_each_feeds_newest_health_to_a_compacted_topic(ka
         assert "compact" in str(described)
     finally:
         admin.close()
+
+
+async def test_a_topic_created_after_the_console_started_is_read(kafka_bootstrap, topic_prefix, tmp_path):
+    kinds = f.kinds(topic_prefix)
+    create_topics(kafka_bootstrap, kinds.matches)
+    seed = f.article("seed-1", f.SEED_TITLE, f.SEED_TEXT, "ar", at=datetime.now(timezone.utc))
+    produce(kafka_bootstrap, [(kinds.matches, b"st-seed-1", f.match_bytes(seed), None)])
+    store = Store(tmp_path / "console.db", kinds)
+    feeder = Feeder(store, kafka_bootstrap, RETENTION_S)
+    stop = asyncio.Event()
+    task = asyncio.create_task(feeder.run(stop))
+    try:
+        await async_wait_until(lambda: store.counts()["articles"] == 1, 60, "the match is read")
+        # ingest starts later and creates the feed-health topic: the running console finds it
+        feed = FeedConfig(url="https://feeds.example/late", name="Late")
+        health = health_of(feed, FeedState(url=feed.url, consecutive_failures=1, last_error="http_404: HTTP 404"),
+                           datetime.now(timezone.utc))
+        create_topics(kafka_bootstrap, kinds.feed_health, compact=True)
+        produce(kafka_bootstrap, [(kinds.feed_health, health.feed_id.encode(), health.encode(), None)])
+        await async_wait_until(lambda: store.counts()["feeds"] == 1, 60, "the late topic's record is read")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        store.close()
