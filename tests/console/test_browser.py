@@ -111,7 +111,7 @@ class Stack:
         while len(set(ports.values())) < 6:
             ports = {name: local.free_port() for name in ("demo", "sink", "ingest", "process", "alerts", "console")}
         self.ports = ports
-        self.prefix = f"t.console.{os.getpid()}.{int(time.time())}."
+        self.prefix = f"t.browser.{os.getpid()}.{int(time.time())}."
         config = root / "config"
         shutil.copytree(SEEDS / "demo-feeds", config / "demo-feeds")
         self.feeds_dir = config / "demo-feeds"
