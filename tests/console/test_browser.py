@@ -8,6 +8,7 @@ One stack for the module; the tests run in order against it:
   - «С-400» (Cyrillic) finds a Russian story written with Latin "S-400";
   - the rule tester: a Mercedes S400 review raises nothing; a draft pack's added and dropped;
   - a feed made to fail shows as failing with its reason;
+  - the live stream follows the page's filters;
   - a hostile title is inert (no script ran: a window flag is never set) and shown as text.
 Screenshots of each page go to $NEWSWATCH_TEST_ARTIFACTS (default .artifacts/console/).
 Without chromium: a failure in CI (CI=true), a skip elsewhere.
@@ -364,8 +365,35 @@ def test_failing_feed_shows_its_reason(stack, browser):
     shot(browser, "feeds")
 
 
-def test_hostile_title_is_inert(stack, browser):
+def _publish(stack: Stack, *items) -> None:
     from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap)
+    for item in items:
+        producer.send(stack.prefix + "matches", key=f"st-{item.id}".encode(), value=factories.match_bytes(item))
+    producer.flush(10)
+    producer.close()
+
+
+def test_live_rows_follow_the_pages_filters(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(stack.url + "/stories?lang=ru&topic=air_defense_system")
+    _wait(browser, lambda d: d.find_element(By.ID, "live-status").text == "live: connected", 20, "live stream")
+    now = datetime.now(timezone.utc)
+    arabic = factories.article("live-ar-1", "مصر تتسلم بطاريات باتريوت جديدة", "تسلمت مصر بطاريات باتريوت.", "ar",
+                               at=now)
+    russian = factories.article("live-ru-1", "Египет получил новые ЗРК «Бук-М2»",
+                                "Египет получил новые зенитные комплексы «Бук-М2», сообщили источники.", "ru", at=now)
+    assert factories.match_bytes(arabic) and factories.match_bytes(russian)
+    _publish(stack, arabic, russian)
+    _wait(browser, lambda d: d.find_elements(By.ID, "story-st-live-ru-1"), 30, "the Russian story arrives live")
+    assert not browser.find_elements(By.ID, "story-st-live-ar-1")  # not Russian: not on this page
+    languages = {cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#stories tr td:nth-child(4)")}
+    assert languages == {"ru"}
+
+
+def test_hostile_title_is_inert(stack, browser):
     from selenium.webdriver.common.by import By
 
     browser.get(stack.url + "/stories")
@@ -374,10 +402,7 @@ def test_hostile_title_is_inert(stack, browser):
                              "Poland received two more Patriot batteries under its air defence deal with the US.",
                              "en", source='<img src=x onerror="window.__pwned=3">',
                              at=datetime.now(timezone.utc))
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap)
-    producer.send(stack.prefix + "matches", key=b"st-hostile-1", value=factories.match_bytes(item))
-    producer.flush(10)
-    producer.close()
+    _publish(stack, item)
     row = _wait(browser, lambda d: d.find_elements(By.ID, "story-st-hostile-1"), 30, "the hostile story arrives live")[0]
     assert "<script>window.__pwned=1</script>" in row.text  # shown as text
     assert browser.execute_script("return typeof window.__pwned") == "undefined"
