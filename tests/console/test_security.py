@@ -178,3 +178,17 @@ def factories_filter():
     from console.store import StoryFilter
 
     return StoryFilter()
+
+
+def test_the_command_refuses_a_public_address_without_a_token(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "NEWSWATCH_CONSOLE_TOKEN"}
+    result = subprocess.run([sys.executable, "-m", "newswatch", "console", "--config", str(config), "--host",
+                             "0.0.0.0", "--port", "1"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "newswatch: error: the console is bound to 0.0.0.0" in result.stderr
+    assert "NEWSWATCH_CONSOLE_TOKEN" in result.stderr
