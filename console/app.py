@@ -17,23 +17,22 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from console import render, security
-from newswatch.logs import log_event
 from console.store import Store, StoryFilter
 from console.tester import LiveWatchlists, fetch_text, run_draft, test_text
+from newswatch.logs import log_event
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("newswatch.console")
