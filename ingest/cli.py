@@ -173,6 +173,7 @@ def ingest(config_path: Path | None, metrics_port: int) -> None:
 async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
                      stop: asyncio.Event | None = None) -> None:
     """Build the stage (store, metrics, HTTP client, parser pool, publisher, poller) and run it."""
+    from ingest.health import FEED_HEALTH_SUFFIX, FeedHealthPublisher, health_of, kafka_health_connector
     from ingest.parse_pool import ParsePool
     from ingest.publish import OutboxPublisher, kafka_connector
 
@@ -203,11 +204,21 @@ async def run_ingest(config, settings: IngestSettings, feeds, metrics_port: int,
     # Pages get their own worker(s): a slow or hostile page never queues a feed's parse.
     extractor = ParsePool(settings.extract_workers, settings.extract_budget_s)
     publisher = OutboxPublisher(store, kafka_connector(bootstrap, topic, partitions=config.kafka.partitions), topic, metrics)
+    health_topic = config.kafka.topics.name(FEED_HEALTH_SUFFIX)
+    health = FeedHealthPublisher(kafka_health_connector(bootstrap, health_topic), health_topic)
+    by_url = {feed.url: feed for feed in feeds}
     try:
         async with build_client(settings) as client:
+            poller = None
+
+            def report_health(report) -> None:  # every poll's outcome, to <prefix>feed-health
+                state = poller.states.get(report.feed_url) if poller is not None else None
+                if state is not None and report.feed_url in by_url:
+                    health.note(health_of(by_url[report.feed_url], state, datetime.now(timezone.utc)))
+
             poller = Poller(feeds, client=client, store=store, parser=parser, metrics=metrics, settings=settings,
-                            on_queued=publisher.wake, extractor=extractor)
-            await asyncio.gather(poller.run(stop), publisher.run(stop))
+                            on_queued=publisher.wake, on_report=report_health, extractor=extractor)
+            await asyncio.gather(poller.run(stop), publisher.run(stop), health.run(stop))
     finally:
         parser.close()
         extractor.close()

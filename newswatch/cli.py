@@ -30,6 +30,7 @@ STAGE_COMMANDS: dict[str, str] = {
     "detect": "processors.detection.cli:detect",
     "process": "processors.cli:process",
     "backtest": "processors.cli:backtest",
+    "console": "console.cli:console",
 }
 
 

@@ -5,6 +5,7 @@
     watchlists:       folder of topic packs (processors)
     subscriptions:    subscriptions file (alerts)
     ingest, process, alerts:  each stage's own settings (docs/<stage>.md)
+    console:          the web console (docs/console.md)
 
 Relative paths are resolved against the folder of newswatch.yaml. `collect_problems()`
 validates the top-level file and every file it names, and returns all problems found.
@@ -19,6 +20,7 @@ from pathlib import Path
 import pydantic
 
 from alerts.settings import AlertsSettings
+from console.settings import ConsoleSettings
 from ingest.settings import IngestSettings
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.kafka_settings import KafkaSettings
@@ -47,6 +49,7 @@ class AppConfig(StrictModel):
     process: ProcessSettings = ProcessSettings()
     alerts: AlertsSettings = AlertsSettings()
     up: UpSettings = UpSettings()
+    console: ConsoleSettings = ConsoleSettings()
     base_dir: Path = pydantic.Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | None) -> Path | None:

@@ -37,6 +37,9 @@ def plan_children(config_file: Path, settings: UpSettings, run_dir: Path,
         specs.append(ChildSpec(stage, newswatch_argv(
             stage, "--config", str(config_file), "--metrics-port", str(port), python=python),
             log_path=run_dir / "logs" / f"{stage}.log", cwd=run_dir))
+    if settings.console:  # the web console: last, nothing waits for it (docs/console.md)
+        specs.append(ChildSpec("console", newswatch_argv("console", "--config", str(config_file), python=python),
+                               log_path=run_dir / "logs" / "console.log", cwd=run_dir))
     return specs
 
 
@@ -52,9 +55,10 @@ def ports_in_use(settings: UpSettings) -> dict[str, int]:
 
 def run_config(data: dict, config: AppConfig, run_dir: Path | None = None) -> dict:
     """The config the stages get from `up`: `data` (newswatch.yaml as parsed) with the paths made
-    absolute (the copy lives in the run folder), ingest's state in `run_dir/ingest` unless the
-    file names a `state_dir`, and, when demo feeds are served, ingest allowed to reach them on
-    127.0.0.1. The file itself keeps the address guard on for every other use."""
+    absolute (the copy lives in the run folder), ingest's state in `run_dir/ingest` and the
+    console's store in `run_dir/console` unless the file names them, and, when demo feeds are
+    served, ingest allowed to reach them on 127.0.0.1. The file itself keeps the address guard on
+    for every other use."""
     derived = dict(data)
     for key in ("feeds", "watchlists", "subscriptions"):
         path = config.resolve(getattr(config, key))
@@ -67,5 +71,11 @@ def run_config(data: dict, config: AppConfig, run_dir: Path | None = None) -> di
         ingest["state_dir"] = str(config.resolve(config.ingest.state_dir))
     if config.up.demo_feeds is not None:  # the demo server's address only, not every private range
         ingest["allow_networks"] = [*config.ingest.allow_networks, "127.0.0.1/32"]
+    console = dict(derived.get("console") or {})
+    if run_dir is not None and "store" not in console:
+        console["store"] = str(run_dir / "console" / "console.db")
+    else:
+        console["store"] = str(config.resolve(config.console.store))
+    derived["console"] = console
     derived["ingest"] = ingest
     return derived

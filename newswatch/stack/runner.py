@@ -50,7 +50,8 @@ class StackError(NewswatchError):
 # removed when `up` stops); never printed.
 SINK_SECRET_FILE = "sink-secret"
 # What `up` writes in its run folder (besides faust's `<app>-data`); `--fresh` removes these only.
-RUN_FILES = ("ingest", "logs", "alerts.jsonl", "served.jsonl", "newswatch.yaml", "up.json", SINK_SECRET_FILE)
+RUN_FILES = ("ingest", "console", "logs", "alerts.jsonl", "served.jsonl", "newswatch.yaml", "up.json",
+             SINK_SECRET_FILE)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -140,7 +141,10 @@ class AlertTail:
 
 
 def check_ports_free(config: AppConfig) -> None:
-    busy = {name: port for name, port in ports_in_use(config.up).items() if not local.port_is_free(port)}
+    ports = ports_in_use(config.up)
+    if config.up.console:
+        ports["console"] = config.console.port
+    busy = {name: port for name, port in ports.items() if not local.port_is_free(port)}
     if busy:
         listing = ", ".join(f"{name} port {port}" for name, port in busy.items())
         raise StackError(f"already in use on 127.0.0.1: {listing}. Is another `newswatch up` running? "
@@ -224,6 +228,8 @@ class Stack:
         self.console.say(f"starting {', '.join(s.name for s in specs)} (logs in {self.run_dir / 'logs'})")
         await self.supervisor.start()
         self._write_state()
+        if self.config.up.console:
+            self.console.say(f"console: http://{self.config.console.host}:{self.config.console.port}/")
         self.console.say("running; alerts appear below as the sink receives them. Ctrl-C stops everything.")
         return True
 

@@ -4,6 +4,7 @@
       demo_feeds: { dir: demo-feeds, port: 8788 }   # omit to serve no demo feeds (real feeds)
       sink: { port: 8787 }                          # `sink: null` runs no local sink
       metrics_ports: { ingest: 9101, process: 9102, alerts: 9103 }
+      console: true                                 # the web console; its address is in `console:`
 """
 
 from __future__ import annotations
@@ -43,3 +44,4 @@ class UpSettings(StrictModel):
     demo_feeds: DemoFeedsSettings | None = None
     sink: SinkSettings | None = SinkSettings()
     metrics_ports: MetricsPorts = MetricsPorts()
+    console: bool = pydantic.Field(default=True, description="run the web console (the `console:` section)")

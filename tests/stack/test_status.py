@@ -125,7 +125,9 @@ def test_generated_sink_secret_is_a_fresh_standard_webhooks_secret():
 def test_plan_runs_sink_first_and_every_stage_with_config_and_metrics_port(tmp_path):
     settings = UpSettings(metrics_ports=MetricsPorts(ingest=1, process=2, alerts=0))
     specs = plan_children(tmp_path / "n.yaml", settings, tmp_path, python="py")
-    assert [s.name for s in specs] == ["sink", "ingest", "process", "alerts"]
+    assert [s.name for s in specs] == ["sink", "ingest", "process", "alerts", "console"]
+    assert specs[4].argv == ("py", "-m", "newswatch", "console", "--config", str(tmp_path / "n.yaml"))
+    assert [s.name for s in plan_children(tmp_path / "n.yaml", UpSettings(console=False), tmp_path)][-1] == "alerts"
     assert specs[1].argv == ("py", "-m", "newswatch", "ingest", "--config", str(tmp_path / "n.yaml"),
                              "--metrics-port", "1")
     assert specs[0].argv[3:] == ("sink", "--host", "127.0.0.1", "--port", "8787", "--out",
