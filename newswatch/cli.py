@@ -144,7 +144,9 @@ def kafka_status(data_dir, port) -> None:
               help="also require every secret the enabled subscriptions name to be set in the environment")
 @click.option("--secret-env", "secret_envs", multiple=True, metavar="NAME",
               help="with --secrets: another variable that must hold a signing secret (e.g. the sink's)")
-def check(path: Path | None, secrets: bool, secret_envs: tuple[str, ...]) -> None:
+@click.option("--require-env", "required_envs", multiple=True, metavar="NAME",
+              help="with --secrets: another variable that must be set, not a signing secret (e.g. the console's token)")
+def check(path: Path | None, secrets: bool, secret_envs: tuple[str, ...], required_envs: tuple[str, ...]) -> None:
     """Validate newswatch.yaml (PATH, else $NEWSWATCH_CONFIG, else seeds/) and every file it names;
     list all errors."""
     from newswatch.config import collect_problems, config_path
@@ -153,7 +155,7 @@ def check(path: Path | None, secrets: bool, secret_envs: tuple[str, ...]) -> Non
     if secrets and not problems:
         from newswatch.config import secret_problems
 
-        problems = secret_problems(path, extra=secret_envs)
+        problems = secret_problems(path, extra=secret_envs, required=required_envs)
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:

@@ -164,9 +164,11 @@ def collect_problems(path: str | Path | None = None) -> list[ConfigProblem]:
     return problems
 
 
-def secret_problems(path: str | Path | None = None, environ=None, extra: tuple[str, ...] = ()) -> list[ConfigProblem]:
-    """Every environment variable the enabled subscriptions name (plus `extra`, e.g. the sink's)
-    that is empty, unset or, for a signing secret, malformed. Names only: values are never shown.
+def secret_problems(path: str | Path | None = None, environ=None, extra: tuple[str, ...] = (),
+                    required: tuple[str, ...] = ()) -> list[ConfigProblem]:
+    """Every environment variable the enabled subscriptions name (plus `extra`, signing secrets such
+    as the sink's, and `required`, plain values such as the console's token) that is empty, unset
+    or, for a signing secret, malformed. Names only: values are never shown.
 
     Empty when the config itself is invalid (`collect_problems` reports that)."""
     from alerts.signing import BadSecretError, signing_key
@@ -183,6 +185,7 @@ def secret_problems(path: str | Path | None = None, environ=None, extra: tuple[s
     found: list[ConfigProblem] = []
     where = str(subs_path) if subs_path is not None else str(config_path(path))
     wanted: list[tuple[str, str, bool]] = [(name, "named by --secret-env", True) for name in extra]
+    wanted.extend((name, "named by --require-env", False) for name in required)
     for sub in subs.subscriptions if subs is not None else ():
         if not sub.enabled:
             continue

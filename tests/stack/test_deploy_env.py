@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from alerts.subscriptions import Subscription, load_subscriptions
+from console.settings import TOKEN_ENV
 from newswatch.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,6 +26,7 @@ EXAMPLE = (REPO / ".env.example").read_text(encoding="utf-8")
 COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
 DEPLOY_SUBS = SEEDS / "deploy-subscriptions.yaml"
 SINK_SECRET_ENV = "NEWSWATCH_SINK_SECRET"
+CONSOLE_TOKEN_ENV = TOKEN_ENV  # the console refuses to start on 0.0.0.0 without it
 
 
 def _compose_config() -> dict:
@@ -64,7 +66,7 @@ def test_every_secret_the_deployment_needs_is_in_env_example_uncommented():
 
 def test_every_variable_in_env_example_is_used_by_compose_or_the_deploy_subscriptions():
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE_TEXT)) | _deploy_env_names(include_comments=True) \
-        | {SINK_SECRET_ENV}
+        | set(_check_service_env_names())
     for name in _example_variables():
         assert name in used, f".env.example names {name}, which neither docker-compose.yml nor {DEPLOY_SUBS.name} uses"
 
@@ -87,16 +89,35 @@ def test_env_example_names_real_subscriptions_files_keys_and_defaults():
 def test_every_stage_waits_for_a_one_shot_check_of_config_and_secrets():
     services = _compose_config()["services"]
     check = services["check"]
-    assert check["command"] == ["check", "--secrets", "--secret-env", SINK_SECRET_ENV]
+    assert check["command"] == ["check", "--secrets", "--secret-env", SINK_SECRET_ENV,
+                                "--require-env", CONSOLE_TOKEN_ENV]
     assert check["restart"] == "no" and not check.get("depends_on")
     assert check["environment"]["NEWSWATCH_CONFIG"] == "/etc/newswatch/deploy.yaml"
-    for name in ("ingest", "process", "alerts", "sink"):
+    for name in ("ingest", "process", "alerts", "sink", "console"):
         assert services[name]["depends_on"]["check"]["condition"] == "service_completed_successfully", name
 
 
+def _check_service_env_names() -> list[str]:
+    """The variables the compose `check` service requires (its --secret-env and --require-env)."""
+    command = _compose_config()["services"]["check"]["command"]
+    return [value for flag, value in zip(command, command[1:]) if flag in ("--secret-env", "--require-env")]
+
+
 def _check_secrets(env: dict[str, str]):
+    env = {CONSOLE_TOKEN_ENV: "a-console-token-of-some-length", **env}
     return CliRunner(env=env).invoke(main, ["check", str(SEEDS / "deploy.yaml"), "--secrets",
-                                            "--secret-env", SINK_SECRET_ENV])
+                                            "--secret-env", SINK_SECRET_ENV, "--require-env", CONSOLE_TOKEN_ENV])
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_check_secrets_fails_without_the_console_token_and_names_it(value, monkeypatch):
+    monkeypatch.delenv(CONSOLE_TOKEN_ENV, raising=False)
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+    env = {SINK_SECRET_ENV: secret, CONSOLE_TOKEN_ENV: value}
+    result = CliRunner(env=env).invoke(main, ["check", str(SEEDS / "deploy.yaml"), "--secrets",
+                                              "--secret-env", SINK_SECRET_ENV, "--require-env", CONSOLE_TOKEN_ENV])
+    assert result.exit_code == 1, result.output
+    assert f"environment variable {CONSOLE_TOKEN_ENV} is empty or not set (named by --require-env)" in result.output
 
 
 @pytest.mark.parametrize("value", [None, ""])
