@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -128,8 +129,40 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+# Where free_port() looks: below the kernel's ephemeral range, so a port it hands out cannot be taken
+# as the source port of some other process's outgoing connection before the broker binds it (seen:
+# "port 40238 ... is already in use" on a busy machine with port 0's pick).
+LISTEN_PORTS = (20000, 32768)
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def listen_port_range(ephemeral: str | None) -> tuple[int, int]:
+    """The ports free_port() picks from (start inclusive, end exclusive): LISTEN_PORTS, cut to end
+    below the ephemeral range `ephemeral` ("low high", as the kernel prints it) when that starts lower."""
+    start, end = LISTEN_PORTS
+    try:
+        low = int((ephemeral or "").split()[0])
+    except (IndexError, ValueError):
+        return start, end
+    if low - 1000 > 1024:
+        end = min(end, low)
+        start = min(start, end - 1000)
+    return start, end
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A port nothing listens on, outside the ephemeral range where possible (see LISTEN_PORTS)."""
+    rng = rng or random.SystemRandom()
+    try:
+        ephemeral = EPHEMERAL_RANGE_FILE.read_text()
+    except OSError:
+        ephemeral = None
+    start, end = listen_port_range(ephemeral)
+    for _ in range(200):
+        port = rng.randrange(start, end)
+        if port_is_free(port):
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: let the kernel pick
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
 

@@ -1,6 +1,7 @@
 """Local broker checks that need no broker: Java detection, ports, properties."""
 
 import os
+import random
 import socket
 import stat
 
@@ -128,3 +129,32 @@ def test_a_recycled_pid_is_not_mistaken_for_the_broker(tmp_path):
     broker = local.LocalBroker(data_dir=tmp_path, port=12345)
     assert broker.status().running is False
     assert broker.stop() is False
+
+
+@pytest.mark.parametrize("ephemeral, expected", [
+    ("32768\t60999\n", (20000, 32768)),   # Linux's default: the whole listen range is below it
+    ("15000 60999", (14000, 15000)),      # a wider ephemeral range: stay below its start
+    ("1100 60999", local.LISTEN_PORTS),   # nothing sensible below it: the listen range as it is
+    ("", local.LISTEN_PORTS),
+    (None, local.LISTEN_PORTS),
+])
+def test_listen_ports_stay_below_the_ephemeral_range(ephemeral, expected):
+    assert local.listen_port_range(ephemeral) == expected
+
+
+def test_free_port_picks_a_bindable_port_outside_the_ephemeral_range():
+    start, end = local.listen_port_range(local.EPHEMERAL_RANGE_FILE.read_text()
+                                         if local.EPHEMERAL_RANGE_FILE.exists() else None)
+    ports = {local.free_port(random.Random(seed)) for seed in range(5)}
+    for port in ports:
+        assert start <= port < end
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((local.HOST, port))  # nothing listens there
+
+
+def test_free_port_skips_a_port_that_is_taken():
+    taken = local.free_port(random.Random(7))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((local.HOST, taken))
+        holder.listen()
+        assert local.free_port(random.Random(7)) != taken  # the same first pick, refused
