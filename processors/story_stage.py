@@ -134,7 +134,8 @@ class StoryStage:
             self._story_state.put(assignment.story_id, assignment.record.to_json_dict(), assignment.record.partition)
         match = build_match(article, candidate.topics, story_id=assignment.story_id, sources=assignment.sources,
                             watchlist_version=candidate.watchlist_version,
-                            detected_at=detected_at_for(candidate.appended_ms))
+                            detected_at=detected_at_for(candidate.appended_ms),
+                            entities=candidate.entities, parties=candidate.parties)
         if verdict is dedup.Verdict.FIRST:
             seen = dedup.Seen(candidate.article_partition, candidate.article_offset, candidate.appended_ms,
                               state_partition=partition)

@@ -2,6 +2,7 @@
 and the child gets a new watchlist when its version changes."""
 
 import asyncio
+import shutil
 from datetime import datetime, timezone
 
 from processors.detect_pool import DetectionProcess
@@ -31,6 +32,7 @@ def test_the_child_detects_like_the_loop_and_follows_watchlist_versions(tmp_path
         one_pack = tmp_path / "packs"
         one_pack.mkdir()
         (one_pack / "ministerial_visit.yaml").write_bytes((ROOT / "seeds" / "watchlists" / "ministerial_visit.yaml").read_bytes())
+        shutil.copytree(ROOT / "seeds" / "watchlists" / "gazetteer", one_pack / "gazetteer")  # its slots need it
         current["watchlist"] = load_watchlists(one_pack)
         second = asyncio.run(child.detect(records, NOW))
         assert second == in_loop.process(records, NOW).encoded()
