@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
@@ -60,6 +61,14 @@ MAX_TICK = 1.0
 SILENCE_POLL = timedelta(seconds=2)
 # A revoked partition waits this long beyond the attempt timeout for its attempts in flight.
 REVOKE_GRACE = 5.0
+# The group's liveness settings (aiokafka's defaults, stated): a member silent for SESSION_TIMEOUT_MS
+# loses its partitions. An owner that the coordinator confirmed as a member of the current generation
+# at time T keeps them at least until T + session timeout - heartbeat interval (its last heartbeat was
+# at most one interval before), so attempts start only within a shorter lease after a confirmation:
+# a process that stalled (paused, swapped out) re-confirms before it sends anything.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 3_000
+MEMBERSHIP_LEASE = (SESSION_TIMEOUT_MS - 2 * HEARTBEAT_INTERVAL_MS) / 1000
 
 
 def utc_now() -> datetime:
@@ -153,6 +162,8 @@ class Dispatcher:
         self.owned: set[int] = set()
         self._assigned: set[TopicPartition] = set()
         self._processed: dict[TopicPartition, int] = {}  # next offset to commit, per partition handled
+        self._committed: dict[TopicPartition, int] = {}  # offsets this process committed (re-committed to check membership)
+        self._lease_until = 0.0  # time.monotonic() up to which attempts may start without a membership check
         self._fatal: BaseException | None = None  # an error inside a rebalance callback (aiokafka logs and drops those)
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -181,7 +192,8 @@ class Dispatcher:
                                       lambda name: host_of(self.endpoints[name].url.reveal()))
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group_id,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
-                                        client_id="newswatch-alerts",
+                                        client_id="newswatch-alerts", session_timeout_ms=SESSION_TIMEOUT_MS,
+                                        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                                         metadata_max_age_ms=METADATA_MAX_AGE_MS)  # notices added partitions
             consumer.subscribe([self.topics.matches, routed_topic(self.topics)], listener=_Listener(self, consumer))
             await consumer.start()
@@ -249,6 +261,10 @@ class Dispatcher:
                           partitions=_names(parts), in_flight=len(self._in_flight_on(parts)))
             await self._settle(consumer, revoked)
             self._forget(parts)
+            for tp in revoked:  # a later owner commits further: never re-commit these offsets
+                self._processed.pop(tp, None)
+                self._committed.pop(tp, None)
+            self._lease_until = 0.0
             if parts:
                 log_event(log, logging.INFO, "alerts_partitions_revoked", partitions=_names(parts))
         except BaseException as exc:  # aiokafka would only log it
@@ -269,6 +285,36 @@ class Dispatcher:
             self._fatal = exc
             raise
 
+    def _leased(self) -> bool:
+        return time.monotonic() < self._lease_until
+
+    async def _confirm_membership(self) -> bool:
+        """True when attempts may start: the lease is current, or the coordinator accepts a commit (of
+        offsets already committed, so nothing moves) from this member in the current generation."""
+        if self._leased():
+            return True
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        offsets = {tp: offset for tp, offset in self._committed.items() if tp in self._assigned}
+        if not offsets:
+            for tp in sorted(self._assigned):
+                committed = await consumer.committed(tp)
+                if committed is not None:
+                    offsets = {tp: committed}
+                    break
+        started = time.monotonic()
+        if not offsets:  # nothing committed on any partition held: the rebalance protocol alone decides
+            self._lease_until = started + MEMBERSHIP_LEASE
+            return True
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:  # out of the group or rebalancing: the rebalance decides who owns what
+            log_event(log, logging.WARNING, "alerts_membership_unconfirmed", error=type(exc).__name__)
+            return False
+        self._lease_until = started + MEMBERSHIP_LEASE
+        return True
+
     def _in_flight_on(self, parts: set[int]) -> set[str]:
         return {i for i, name in self.in_flight.items() if self.partition_of(name) in parts}
 
@@ -283,6 +329,7 @@ class Dispatcher:
         if offsets:
             try:
                 await consumer.commit(offsets)
+                self._committed.update(offsets)
             except KafkaError as exc:  # the next owner repeats those records: same outcome, same webhook-ids
                 log_event(log, logging.WARNING, "alerts_commit_failed", error=type(exc).__name__)
 
@@ -444,7 +491,10 @@ class Dispatcher:
             offsets = {tp: offset for tp, offset in self._processed.items() if tp in self._assigned}
             if offsets:
                 try:
+                    started = time.monotonic()
                     await consumer.commit(offsets)
+                    self._committed.update(offsets)
+                    self._lease_until = started + MEMBERSHIP_LEASE  # an accepted commit confirms membership
                 except KafkaError as exc:  # a rebalance came first: the next owner repeats them, harmlessly
                     log_event(log, logging.WARNING, "alerts_commit_failed", error=type(exc).__name__)
             self._wake.set()
@@ -547,7 +597,11 @@ class Dispatcher:
         if now - self._last_sweep > timedelta(minutes=1):
             self._sweep(now)
         await self._flush()
-        for pending in sorted(self.pending.values(), key=lambda p: p.next_attempt_at):
+        due = [p for p in self.pending.values()
+               if p.id not in self.in_flight and p.next_attempt_at <= now and self.owns(p.subscription)]
+        if due and not await self._confirm_membership():
+            due = []
+        for pending in sorted(due, key=lambda p: p.next_attempt_at):
             if pending.id in self.in_flight or pending.next_attempt_at > now or not self.owns(pending.subscription):
                 continue
             name = pending.subscription
@@ -626,8 +680,8 @@ class Dispatcher:
         """One attempt and its bookkeeping (runs in the subscription's worker)."""
         name = pending.subscription
         try:
-            if not self.owns(name):
-                return  # queued before its partition was revoked: the next owner attempts it
+            if not self.owns(name) or not self._leased():
+                return  # queued before its partition was revoked (the next owner attempts it) or a stall
             try:
                 client = self._clients.get(name) or self._clients.setdefault(name, self.client_factory())
                 result = await attempt(client, pending, self.subscriptions[name], self.endpoints[name],

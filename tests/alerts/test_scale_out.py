@@ -4,6 +4,7 @@ pending hands it on to the next owner of its partition, which sends it under the
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -166,3 +167,46 @@ def test_sigkill_with_a_retry_pending_hands_it_to_the_next_owner_under_the_same_
         for receiver in receivers.values():
             receiver.close()
 
+
+
+def test_an_owner_that_stalled_past_its_session_sends_nothing_its_successor_took_over(
+        kafka_bootstrap, topic_prefix, tmp_path: Path):
+    topics = Topics(topic_prefix)
+    group = f"{topic_prefix}alerts"
+    create_topics(kafka_bootstrap, topics.matches, partitions=PARTITIONS)
+    failing = {"on": True}
+    flaky = Receiver(lambda attempt: 500 if failing["on"] else 200)
+    config = write_config(tmp_path, topic_prefix, {"flaky": flaky.url},
+                          retry_schedule="[" + ", ".join(["1s"] * 300) + "]")
+    processes = [AlertsProcess(config, kafka_bootstrap, tmp_path / f"alerts-{i}.log") for i in range(2)]
+    try:
+        wait_for_group(kafka_bootstrap, group, 2, processes)
+        produce(kafka_bootstrap, topics.matches, story_matches(0, 5))
+        wait_until(lambda: len({r.headers["webhook-id"] for r in flaky.requests}) == 5, 120,
+                   "all five alerts refused once (retries pending)")
+        owner = next(p for p in processes if "alert_retry_scheduled subscription=flaky" in p.log())
+        successor = next(p for p in processes if p is not owner)
+        owner.proc.send_signal(signal.SIGSTOP)  # frozen with its retries due: it cannot heartbeat
+        try:
+            failing["on"] = False
+            wait_until(lambda: len(successor.delivered_ids()) == 5, 120,
+                       "the successor delivers the frozen owner's retries after its session timed out")
+            accepted_before_resume = len(flaky.accepted())
+        finally:
+            owner.proc.send_signal(signal.SIGCONT)
+        # Woken up, it finds itself out of the group before it attempts anything, and rejoins.
+        wait_until(lambda: "alerts_partitions_revoked" in owner.log() or
+                   "alerts_membership_unconfirmed" in owner.log(), 60, "the woken owner notices it lost the group")
+        wait_for_group(kafka_bootstrap, group, 2, processes)
+        wait_for_no_lag(kafka_bootstrap, group, topics)
+        assert [p.stop() for p in processes] == [0, 0]
+        assert accepted_before_resume == 5
+        accepted = Counter(r.headers["webhook-id"] for r in flaky.accepted())
+        assert len(accepted) == 5 and set(accepted.values()) == {1}, "the stalled owner delivered none again"
+        assert not owner.delivered_ids()
+    finally:
+        for process in processes:
+            if process.proc.poll() is None:
+                process.proc.send_signal(signal.SIGCONT)
+            process.ensure_dead()
+        flaky.close()
