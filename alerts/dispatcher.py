@@ -3,8 +3,8 @@
 Several processes share the work as one consumer group (`<prefix>alerts`) over two topics:
 
   router  `<prefix>matches` (any partition, stateless): decode, route (filters, silences), and send
-          one RoutedMatch per subscription that wants it to `<prefix>alerts.routed`, on the partition
-          `subscription_partition(name)`;
+          the Match to `<prefix>alerts.routed`, once per partition `subscription_partition(name)` of
+          the subscriptions that want it (a RoutedMatch lists them, with the topics each keeps);
   owner   `<prefix>alerts.routed`: the process that owns partition p owns every subscription on p,
           with its state on partition p of the compacted `<prefix>alerts.state`: story states,
           throttle and digest, pending deliveries and the disabled flag. It observes routed matches,
@@ -43,7 +43,7 @@ from alerts import noise
 from alerts.deliver import DeliveryPool, after_attempt, attempt, host_of
 from alerts.metrics import AlertMetrics
 from alerts.payload import build_digest, encode_body, encode_payload
-from alerts.records import AlertDeadLetter, PendingDelivery, RoutedMatch, subscription_partition
+from alerts.records import AlertDeadLetter, PendingDelivery, Route, RoutedMatch, subscription_partition
 from alerts.route import route
 from alerts.settings import AlertsSettings
 from alerts.signing import delivery_id
@@ -512,21 +512,25 @@ class Dispatcher:
             await self._producer.send_and_wait(self.topics.articles_dlq, key=record.key, value=letter.encode())
             log_event(log, logging.WARNING, "bad_match_record", reason=exc.reason, offset=record.offset)
             return
-        kept = None
+        per_partition: dict[int, list[Route]] = {}
         for decision in route(match, list(self.subscriptions.values()), self.silences, now):
             if not decision.deliver:
                 self.metrics.decisions.labels(decision.subscription, decision.reason).inc()
                 log_event(log, logging.DEBUG, "alert_not_routed", subscription=decision.subscription,
                           story_id=match.story_id, article_id=match.id, reason=decision.reason)
                 continue
+            per_partition.setdefault(self.partition_of(decision.subscription), []).append(
+                Route(subscription=decision.subscription, topics=decision.topics))
+        if per_partition:
             # The text is in no alert; without it a routed record is a fraction of the Match.
-            kept = kept or match.model_copy(update={"text": "", "topics": ()})
-            routed = RoutedMatch(subscription=decision.subscription, topics=decision.topics, match=kept)
-            self._unflushed.append((routed_topic(self.topics), self.partition_of(decision.subscription),
-                                    decision.subscription.encode("utf-8"), routed.encode()))
+            kept = match.model_copy(update={"text": "", "topics": ()})
+            for partition, routes in per_partition.items():
+                routed = RoutedMatch(match=kept, routes=tuple(routes))
+                self._unflushed.append((routed_topic(self.topics), partition, match.story_id.encode("utf-8"),
+                                        routed.encode()))
 
     def _on_routed_record(self, record, now: datetime) -> None:
-        """Owner: fold a routed Match into its subscription's story state."""
+        """Owner: fold a routed Match into the story state of each subscription it was routed to."""
         try:
             routed = decode(record.value, RoutedMatch)
         except SchemaError as exc:  # only this stage writes the topic: a bug or a newer version
@@ -534,19 +538,20 @@ class Dispatcher:
             log_event(log, logging.ERROR, "bad_routed_record", reason=exc.reason, partition=record.partition,
                       offset=record.offset)
             return
-        sub = self.subscriptions.get(routed.subscription)
-        if sub is None or routed.subscription in self.disabled:
-            return  # removed from the config since it was routed, or disabled by a 410: not routed at all
         match = routed.match
-        key = (sub.name, match.story_id)
-        state, reason = noise.observe(self.stories.get(key), sub.name, match, routed.topics, now,
-                                      sub.grouping or self.settings.grouping)
-        self._set_story(key, state)
-        self._write(sub.name, f"story/{sub.name}/{match.story_id}", state)
-        self.metrics.decisions.labels(sub.name, reason).inc()
-        log_event(log, logging.DEBUG, "story_observed", subscription=sub.name, story_id=match.story_id,
-                  article_id=match.id, reason=reason,
-                  due_at=state.due_at.isoformat() if state.due_at else "-")
+        for target in routed.routes:
+            sub = self.subscriptions.get(target.subscription)
+            if sub is None or sub.name in self.disabled:
+                continue  # removed from the config since it was routed, or disabled by a 410: not routed at all
+            key = (sub.name, match.story_id)
+            state, reason = noise.observe(self.stories.get(key), sub.name, match, target.topics, now,
+                                          sub.grouping or self.settings.grouping)
+            self._set_story(key, state)
+            self._write(sub.name, f"story/{sub.name}/{match.story_id}", state)
+            self.metrics.decisions.labels(sub.name, reason).inc()
+            log_event(log, logging.DEBUG, "story_observed", subscription=sub.name, story_id=match.story_id,
+                      article_id=match.id, reason=reason,
+                      due_at=state.due_at.isoformat() if state.due_at else "-")
 
     # --- due work out -----------------------------------------------------------------------
 

@@ -72,18 +72,24 @@ class AlertDeadLetter(Record):
 ROUTED_SCHEMA = "newswatch.alert_routed/v1"
 
 
-class RoutedMatch(Record):
-    """A Match on its way to one subscription's owner (`<prefix>alerts.routed`, keyed by subscription).
+class Route(pydantic.BaseModel):
+    """One subscription a Match goes to, with the topics that subscription keeps."""
 
-    The router decided that the subscription wants it (filters and silences) and with which topics;
-    the article text is dropped, as no alert carries it.
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    subscription: str
+    topics: tuple[TopicHit, ...]
+
+
+class RoutedMatch(Record):
+    """A Match on its way to the owner of one partition of `<prefix>alerts.routed`: the subscriptions on
+    that partition that want it (after filters and silences), each with the topics it keeps. One record
+    per partition, however many subscriptions: the article text is dropped, as no alert carries it.
     """
 
     SCHEMA: ClassVar[str] = ROUTED_SCHEMA
     schema_: Literal["newswatch.alert_routed/v1"] = pydantic.Field(default=ROUTED_SCHEMA, alias="schema")
-    subscription: str
-    topics: tuple[TopicHit, ...]
     match: Match
+    routes: tuple[Route, ...]
 
 
 def subscription_partition(subscription: str, partitions: int) -> int:

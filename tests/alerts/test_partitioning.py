@@ -3,7 +3,7 @@ count, equal to Kafka's default partitioner for the name as key (so any client a
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from alerts.records import RoutedMatch, subscription_partition
+from alerts.records import Route, RoutedMatch, subscription_partition
 from newswatch.schemas import decode
 from tests.alerts.factories import ARABIC_TITLE, hit, match
 
@@ -23,7 +23,9 @@ def test_the_partition_is_stable_and_in_range():
 
 
 def test_a_routed_match_round_trips_with_its_topics():
-    routed = RoutedMatch(subscription="desk", topics=(hit("s400"),), match=match(title=ARABIC_TITLE, lang="ar"))
+    routed = RoutedMatch(match=match(title=ARABIC_TITLE, lang="ar"),
+                         routes=(Route(subscription="desk", topics=(hit("s400"),)),
+                                 Route(subscription="desk-2", topics=(hit("s400"), hit("patriot")))))
     raw = routed.encode()
     assert ARABIC_TITLE.encode() in raw  # UTF-8, not escaped
     again = decode(raw, RoutedMatch)
