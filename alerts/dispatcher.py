@@ -446,6 +446,16 @@ class Dispatcher:
         # (a story's "due" state must never land after its "released" state).
         async with self._flush_lock:
             writes, self._unflushed = self._unflushed, []
+            state = state_topic(self.topics)
+            if any(topic == state for topic, *_ in writes) and not await self._confirm_membership():
+                # Frozen or cut off past the session timeout: the partitions may have a new owner that
+                # already read their state, and a write now would land behind its back. Exit instead;
+                # nothing is lost (the next owner has what was written, and repeats the rest).
+                error = BrokerError("this alerts process is no longer a member of its consumer group; exiting "
+                                    "rather than writing state another process may own now (restart it)")
+                log_event(log, logging.ERROR, "alerts_not_a_member", dropped_writes=len(writes))
+                self._fatal = self._fatal or error
+                raise error
             acks = [await self._producer.send(topic, key=key, value=raw, partition=partition)
                     for topic, partition, key, raw in writes]
         if wait:
@@ -557,6 +567,8 @@ class Dispatcher:
 
     async def _tick_loop(self) -> None:
         while True:
+            if self._fatal is not None:
+                raise self._fatal
             now = self.clock()
             await self._tick(now)
             try:
