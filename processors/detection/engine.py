@@ -371,8 +371,10 @@ def detect(article: Any, watchlist: Watchlist, *, all_entities: bool = False) ->
         infos = index.entities
         sides = [e for e in kept if infos[e].type == "country"]
         if len(sides) >= 2:  # a deal needs two countries
-            _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits, cues=True)
-            parties = _parties(fields, [(e, h) for e in sides for h in kept[e]], gazetteer_hits, index)
+            countries = [(e, h) for e in sides for h in kept[e]]
+            if _cue_between_countries(fields, countries):
+                _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits, cues=True)
+                parties = _parties(fields, countries, gazetteer_hits, index)
     return _detection(results, entities, parties)
 
 
@@ -551,6 +553,29 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
     evidence = sorted(dict.fromkeys(hits), key=lambda h: (_FIELD_ORDER[h[1]], h[2]))
     return {"supplier": supplier, "recipient": recipient,
             "evidence": [_entity_evidence(h, fields[h[1]]) for h in evidence[:MAX_EVIDENCE]]}
+
+
+def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[int, Hit]]) -> bool:
+    """False when no sentence holds a deal-cue candidate (an unchecked automaton match, so a
+    superset of the cues) with a country hit after it and two different countries in all: then
+    `_parties` could find no pair, and the cues need not be checked. One bisect per hit and cue
+    candidate into the field's sentence ends."""
+    by_field: dict[str, list[tuple[int, int]]] = {}
+    for entity, hit in countries:
+        if fields[hit[1]].cues:
+            by_field.setdefault(hit[1], []).append((hit[2], entity))
+    for name, starts in by_field.items():
+        field = fields[name]
+        ends = field.sentence_ends()
+        # sentence index -> (entity, start) of its country hits
+        in_sentence: dict[int, list[tuple[int, int]]] = {}
+        for start, entity in starts:
+            in_sentence.setdefault(bisect_right(ends, start), []).append((entity, start))
+        for _, cue_start, _ in field.cues:
+            sides = in_sentence.get(bisect_right(ends, cue_start))
+            if sides and len({e for e, _ in sides}) >= 2 and any(start > cue_start for _, start in sides):
+                return True
+    return False
 
 
 def _word_indexes(fields: dict[str, FieldText], hits: list[Hit]) -> dict[tuple[str, int], int]:
