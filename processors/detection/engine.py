@@ -571,9 +571,16 @@ def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[i
         in_sentence: dict[int, list[tuple[int, int]]] = {}
         for start, entity in starts:
             in_sentence.setdefault(bisect_right(ends, start), []).append((entity, start))
+        count = field.norm.text.count
         for _, cue_start, _ in field.cues:
             sides = in_sentence.get(bisect_right(ends, cue_start))
-            if sides and len({e for e, _ in sides}) >= 2 and any(start > cue_start for _, start in sides):
+            if not sides or len({e for e, _ in sides}) < 2 or not any(start > cue_start for _, start in sides):
+                continue
+            # Within _PARTY_WORDS words of the cue (one sentence has no line break: words are
+            # the spaces between, as `_word_indexes` counts them).
+            near = [(e, start) for e, start in sides
+                    if count(" ", min(start, cue_start), max(start, cue_start)) <= _PARTY_WORDS]
+            if len({e for e, _ in near}) >= 2 and any(start > cue_start for _, start in near):
                 return True
     return False
 
