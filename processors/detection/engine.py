@@ -371,8 +371,10 @@ def detect(article: Any, watchlist: Watchlist, *, all_entities: bool = False) ->
         infos = index.entities
         sides = [e for e in kept if infos[e].type == "country"]
         if len(sides) >= 2:  # a deal needs two countries
-            _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits, cues=True)
-            parties = _parties(fields, [(e, h) for e in sides for h in kept[e]], gazetteer_hits, index)
+            countries = [(e, h) for e in sides for h in kept[e]]
+            if _cue_between_countries(fields, countries):
+                _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits, cues=True)
+                parties = _parties(fields, countries, gazetteer_hits, index)
     return _detection(results, entities, parties)
 
 
@@ -495,19 +497,41 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
         outer_cues.append((kind, hit))
         last = (hit[1], hit[3])
     infos = index.entities
-    sides = sorted(((entity, hit) for entity, hit in countries if not _is_place(hit, fields[hit[1]], index.locatives)),
-                   key=lambda side: (_FIELD_ORDER[side[1][1]], side[1][2]))
-    # The word index of every side and cue, counted once per field (one sweep).
-    where = _word_indexes(fields, [h for _, h in sides] + [h for _, h in outer_cues])
-    placed = [(e, h, where[(h[1], h[2])]) for e, h in sides]
+    locatives = index.locatives
+    order = _FIELD_ORDER
+    countries = sorted(countries, key=lambda side: (order[side[1][1]], side[1][2]))
+    # The word index of every country hit and cue, counted once per field (one sweep).
+    where = _word_indexes(fields, [h for _, h in countries] + [h for _, h in outer_cues])
+    # Per field, the country hits in text order and their word indexes (never decreasing), so
+    # that each cue bisects to the few within _PARTY_WORDS; whether a hit is a place ("in
+    # Moscow") is asked only of those, once each.
+    by_field: dict[str, tuple[list[int], list[tuple[int, Hit, int]]]] = {}
+    for e, h in countries:
+        word = where[(h[1], h[2])]
+        entry = by_field.get(h[1])
+        if entry is None:
+            entry = by_field[h[1]] = ([], [])
+        entry[0].append(word)
+        entry[1].append((e, h, word))
+    place: dict[Hit, bool] = {}
     proposals: dict[tuple[str, str], list[Hit]] = {}
     for kind, cue in outer_cues:
+        entry = by_field.get(cue[1])
+        if entry is None:
+            continue
         field = fields[cue[1]]
         text = field.norm.text
         cue_word = where[(cue[1], cue[2])]
-        # Near the cue and no sentence end between them (a few words of text to look at).
-        same = [(e, h, word) for e, h, word in placed if h[1] == cue[1] and abs(word - cue_word) <= _PARTY_WORDS
-                and _one_sentence(text, min(h[2], cue[2]), max(h[2], cue[2]))]
+        words, placed = entry
+        # Near the cue, no place, and no sentence end between them (a few words of text to look at).
+        same = []
+        for side in placed[bisect_left(words, cue_word - _PARTY_WORDS):bisect_right(words, cue_word + _PARTY_WORDS)]:
+            h = side[1]
+            is_place = place.get(h)
+            if is_place is None:
+                is_place = place[h] = _is_place(h, field, locatives)
+            if not is_place and _one_sentence(text, min(h[2], cue[2]), max(h[2], cue[2])):
+                same.append(side)
         before = [side for side in same if side[1][3] <= cue[2]]
         after = [side for side in same if side[1][2] >= cue[3]]
         if before:
@@ -529,6 +553,36 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
     evidence = sorted(dict.fromkeys(hits), key=lambda h: (_FIELD_ORDER[h[1]], h[2]))
     return {"supplier": supplier, "recipient": recipient,
             "evidence": [_entity_evidence(h, fields[h[1]]) for h in evidence[:MAX_EVIDENCE]]}
+
+
+def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[int, Hit]]) -> bool:
+    """False when no sentence holds a deal-cue candidate (an unchecked automaton match, so a
+    superset of the cues) with a country hit after it and two different countries in all: then
+    `_parties` could find no pair, and the cues need not be checked. One bisect per hit and cue
+    candidate into the field's sentence ends."""
+    by_field: dict[str, list[tuple[int, int]]] = {}
+    for entity, hit in countries:
+        if fields[hit[1]].cues:
+            by_field.setdefault(hit[1], []).append((hit[2], entity))
+    for name, starts in by_field.items():
+        field = fields[name]
+        ends = field.sentence_ends()
+        # sentence index -> (entity, start) of its country hits
+        in_sentence: dict[int, list[tuple[int, int]]] = {}
+        for start, entity in starts:
+            in_sentence.setdefault(bisect_right(ends, start), []).append((entity, start))
+        count = field.norm.text.count
+        for _, cue_start, _ in field.cues:
+            sides = in_sentence.get(bisect_right(ends, cue_start))
+            if not sides or len({e for e, _ in sides}) < 2 or not any(start > cue_start for _, start in sides):
+                continue
+            # Within _PARTY_WORDS words of the cue (one sentence has no line break: words are
+            # the spaces between, as `_word_indexes` counts them).
+            near = [(e, start) for e, start in sides
+                    if count(" ", min(start, cue_start), max(start, cue_start)) <= _PARTY_WORDS]
+            if len({e for e, _ in near}) >= 2 and any(start > cue_start for _, start in near):
+                return True
+    return False
 
 
 def _word_indexes(fields: dict[str, FieldText], hits: list[Hit]) -> dict[tuple[str, int], int]:
