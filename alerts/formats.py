@@ -51,7 +51,19 @@ def _facts(alert: AlertPayload) -> list[tuple[str, str]]:
             ("Published", article.get("published_at") or "-"),
             ("Language", article.get("lang") or "unknown"),
             ("Sources", f"{alert.sources_count}: {_source_names(alert)}"),
-            ("Story", alert.story_id)]
+            ("Story", alert.story_id)] + _entity_facts(alert)
+
+
+def _entity_facts(alert: AlertPayload) -> list[tuple[str, str]]:
+    """Countries, systems and an arms deal's sides, when the match has them (the gazetteer's)."""
+    facts = []
+    for kind, label in (("country", "Countries"), ("system", "Systems")):
+        ids = [e.id for e in alert.entities if e.type == kind]
+        if ids:
+            facts.append((label, ", ".join(ids)))
+    if alert.parties is not None:
+        facts.append(("Deal", f"{alert.parties.supplier} → {alert.parties.recipient}"))
+    return facts
 
 
 def _headline(alert: AlertPayload) -> str:

@@ -88,7 +88,11 @@ def build_payload(state: StoryState, delivery_id: str, now: datetime, *, budget:
         id=delivery_id, timestamp=now, subscription=state.subscription, story_id=state.story_id,
         reason="first" if state.alerts_sent == 0 else "changed", sequence=state.alerts_sent + 1,
         sources_count=len(state.sources), truncated=topics_cut or summary_cut or len(sources) < len(state.sources),
-        sources=sources, topics=topics, article=article)
+        sources=sources, topics=topics, article=article,
+        # Entities keep one evidence each on the tighter budgets (they are short).
+        entities=state.match.entities if budget == 0 else tuple(
+            e.model_copy(update={"evidence": e.evidence[:1 if per_topic else 0]}) for e in state.match.entities),
+        parties=state.match.parties)
 
 
 def encode_body(body: WebhookBody) -> bytes:

@@ -1,7 +1,9 @@
-"""What the alerts stage keeps in Kafka: pending deliveries (state topic) and dead letters (alerts DLQ).
+"""What the alerts stage keeps in Kafka: pending deliveries (state topic), dead letters (alerts DLQ)
+and Matches routed to a subscription's owner (routed topic).
 
 Pending deliveries live on the compacted `<prefix>alerts.state` topic, keyed `pending/<webhook-id>`,
-next to story, throttle and disabled-subscription state; a finished delivery is a tombstone.
+next to story, throttle and disabled-subscription state; a finished delivery is a tombstone. Every
+record of one subscription, routed or state, is on the partition `subscription_partition()` gives.
 Nothing here holds a URL, a header value or a secret: only subscription names.
 """
 
@@ -11,7 +13,9 @@ from typing import ClassVar, Literal
 
 import pydantic
 
-from newswatch.schemas import Record, UtcDatetime
+from kafka.partitioner.default import murmur2
+
+from newswatch.schemas import Match, Record, TopicHit, UtcDatetime
 
 PENDING_SCHEMA = "newswatch.alert_delivery/v1"
 ALERT_DEAD_LETTER_SCHEMA = "newswatch.alert_dead_letter/v1"
@@ -63,3 +67,33 @@ class AlertDeadLetter(Record):
                    error=pending.last_error, attempts=pending.attempts, created_at=pending.created_at,
                    first_attempt_at=pending.first_attempt_at, last_attempt_at=pending.last_attempt_at,
                    dead_at=now)
+
+
+ROUTED_SCHEMA = "newswatch.alert_routed/v1"
+
+
+class Route(pydantic.BaseModel):
+    """One subscription a Match goes to, with the topics that subscription keeps."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    subscription: str
+    topics: tuple[TopicHit, ...]
+
+
+class RoutedMatch(Record):
+    """A Match on its way to the owner of one partition of `<prefix>alerts.routed`: the subscriptions on
+    that partition that want it (after filters and silences), each with the topics it keeps. One record
+    per partition, however many subscriptions: the article text is dropped, as no alert carries it.
+    """
+
+    SCHEMA: ClassVar[str] = ROUTED_SCHEMA
+    schema_: Literal["newswatch.alert_routed/v1"] = pydantic.Field(default=ROUTED_SCHEMA, alias="schema")
+    match: Match
+    routes: tuple[Route, ...]
+
+
+def subscription_partition(subscription: str, partitions: int) -> int:
+    """The partition of `<prefix>alerts.routed` and `<prefix>alerts.state` that holds everything of one
+    subscription: Kafka's default partitioner (murmur2 of the name), so it is stable across processes,
+    restarts and versions as long as the partition count is."""
+    return (murmur2(subscription.encode("utf-8")) & 0x7FFFFFFF) % partitions

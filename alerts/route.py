@@ -6,10 +6,12 @@ Evaluation order for each subscription (the first failing rule is the reason):
                                                                      an article with unknown language passes only then)
   3. source excluded / not included        -> "source_excluded" / "source_not_included"
                                               (the article's own source, case-insensitive)
-  4. topics kept = hits the subscription wants, with score >= min_score and severity >= min_severity;
+  4. countries / systems filters (the match's entities): none of `countries` named (with
+     countries_mode: all, not every one)   -> "country_filtered"; none of `systems` -> "system_filtered"
+  5. topics kept = hits the subscription wants, with score >= min_score and severity >= min_severity;
      none kept                             -> "topic_filtered" / "score_below_min" / "severity_below_min"
-  5. topics kept minus those an active silence matches; none left -> "silenced"
-  6. otherwise                             -> "matched", with the kept topics.
+  6. topics kept minus those an active silence matches; none left -> "silenced"
+  7. otherwise                             -> "matched", with the kept topics.
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ def route_one(match: Match, subscription: Subscription, silences: Iterable[Silen
         return RouteDecision(name, False, "source_excluded")
     if subscription.sources.include and source not in {_fold(s) for s in subscription.sources.include}:
         return RouteDecision(name, False, "source_not_included")
+
+    if subscription.countries or subscription.systems:
+        countries = {e.id for e in match.entities if e.type == "country"}
+        systems = {e.id for e in match.entities if e.type == "system"}
+        refused = subscription.wants_entities(countries, systems)
+        if refused is not None:
+            return RouteDecision(name, False, refused)
 
     wanted = [hit for hit in match.topics if subscription.wants_topic(hit.topic)]
     if not wanted:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import pydantic
@@ -68,6 +68,12 @@ class Subscription(StrictModel):
     min_score: float = pydantic.Field(default=0.0, description="0 (unset): any score; else in (0, 1]")
     min_severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
     sources: SourceFilter = SourceFilter()
+    # Entity filters (the gazetteer's ids, checked by `newswatch check`): a match must name one of
+    # `countries` (all of them with countries_mode: all) and one of `systems`.
+    countries: tuple[Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Z]{2}$")], ...] = pydantic.Field(
+        default=(), description="ISO 3166 alpha-2 codes, e.g. EG")
+    countries_mode: Literal["any", "all"] = "any"
+    systems: tuple[Annotated[str, pydantic.StringConstraints(min_length=1)], ...] = ()
     grouping: GroupingSettings | None = None
     throttle: ThrottleSettings | None = None
     enabled: bool = True
@@ -105,6 +111,16 @@ class Subscription(StrictModel):
 
     def wants_topic(self, topic: str) -> bool:
         return self.topics == "all" or topic in self.topics
+
+    def wants_entities(self, countries: set[str], systems: set[str]) -> str | None:
+        """None when a match naming `countries` and `systems` passes the entity filters, else the reason."""
+        if self.countries:
+            wanted = set(self.countries)
+            if not (wanted <= countries if self.countries_mode == "all" else wanted & countries):
+                return "country_filtered"
+        if self.systems and not set(self.systems) & systems:
+            return "system_filtered"
+        return None
 
 
 class SilenceMatchers(StrictModel):
@@ -231,6 +247,40 @@ def topic_problems(text: str, source: str, known: set[str]) -> list[ConfigProble
 def load_subscriptions(path: str | Path) -> SubscriptionsFile:
     """Read and validate a subscriptions file (ConfigError with file:line:column on any problem)."""
     return load_subscriptions_text(read_config_text(path), str(path))
+
+
+def entity_problems(path: str | Path, watchlists: str | Path) -> list[ConfigProblem]:
+    """Countries and systems the subscriptions name that the gazetteer of the watchlist folder
+    `watchlists` does not know (such a filter would never match); for `newswatch check`."""
+    from processors.detection.gazetteer import cldr_territories, load_gazetteer
+
+    try:
+        text = read_config_text(path)
+        parsed = load_subscriptions_text(text, str(path))
+    except ConfigError:
+        return []  # reported by problems()
+    _, positions = parse_yaml(text, str(path))
+    gazetteer, found = load_gazetteer(Path(watchlists))
+    if found:
+        return []  # reported by the watchlist check
+    out: list[ConfigProblem] = []
+    known = {"countries": gazetteer.countries() if gazetteer else frozenset(),
+             "systems": gazetteer.systems() if gazetteer else frozenset()}
+    for index, sub in enumerate(parsed.subscriptions):
+        for key in ("countries", "systems"):
+            for k, value in enumerate(getattr(sub, key)):
+                if value in known[key]:
+                    continue
+                line, col = position_of(positions, ("subscriptions", index, key, k)) or (None, None)
+                if gazetteer is None:
+                    reason = f"{value!r}: {key} filters need the gazetteer ({Path(watchlists) / 'gazetteer'} is missing)"
+                elif key == "countries" and value not in cldr_territories():
+                    reason = f"{value!r} is not an ISO 3166 alpha-2 country code"
+                else:
+                    sample = ", ".join(sorted(known[key])[:12])
+                    reason = f"{value!r} is not in the gazetteer's {key} (it has {sample}, ...)"
+                out.append(ConfigProblem(str(path), line, col, f"subscriptions.{index}.{key}.{k}", reason))
+    return out
 
 
 def problems(path: str | Path) -> list[ConfigProblem]:

@@ -161,6 +161,12 @@ def collect_problems(path: str | Path | None = None) -> list[ConfigProblem]:
             module_name, function = FILE_CHECKERS[key].split(":")
             problems.extend(getattr(importlib.import_module(module_name), function)(target))
     problems.extend(subscription_topic_problems(config))
+    # Subscriptions' countries/systems filters must name what the watchlists' gazetteer knows.
+    subscriptions, watchlists = config.resolve(config.subscriptions), config.resolve(config.watchlists)
+    if subscriptions is not None and watchlists is not None and subscriptions.exists() and watchlists.exists():
+        from alerts.subscriptions import entity_problems
+
+        problems.extend(entity_problems(subscriptions, watchlists if watchlists.is_dir() else watchlists.parent))
     return problems
 
 

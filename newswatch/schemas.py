@@ -114,6 +114,40 @@ class TopicHit(pydantic.BaseModel):
     evidence: tuple[Evidence, ...] = ()
 
 
+class EntityEvidence(pydantic.BaseModel):
+    """Where an entity was named: offsets index the original (not normalised) field text."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    term: str
+    field: Literal["title", "text", "summary"]
+    start: int = pydantic.Field(ge=0)
+    end: int = pydantic.Field(ge=0)
+
+
+class Entity(pydantic.BaseModel):
+    """A country (ISO 3166 alpha-2 id), weapon system (canonical name) or office holder the
+    article names, from the gazetteer; a person carries the office held on the article's date."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    type: Literal["country", "system", "person"]
+    id: str
+    name: str
+    evidence: tuple[EntityEvidence, ...] = ()
+    office: str | None = pydantic.Field(default=None, description="person only: the office held on the "
+                                                                  "article's date, e.g. 'foreign minister'")
+    country: str | None = pydantic.Field(default=None, description="person only: the country of that office")
+
+
+class Parties(pydantic.BaseModel):
+    """The two sides of an arms deal, as country codes, when one sentence names both with a cue
+    saying which way the arms go ("Russia delivered S-400 to Turkey")."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    supplier: str
+    recipient: str
+    evidence: tuple[EntityEvidence, ...] = ()
+
+
 class Source(pydantic.BaseModel):
     """One publication of a story: which feed carried it, under which article id and link."""
 
@@ -135,6 +169,12 @@ class Match(ArticleFields):
     sources: tuple[Source, ...] = ()
     watchlist_version: str
     detected_at: UtcDatetime
+    # Optional within v1: matches written before the gazetteer (or without one) have none.
+    entities: tuple[Entity, ...] = pydantic.Field(
+        default=(), description="countries, weapon systems and office holders the article names; absent from "
+                                "older v1 records")
+    parties: Parties | None = pydantic.Field(
+        default=None, description="supplier and recipient of an arms deal, when one sentence names both")
 
 
 class DeadLetter(Record):
@@ -170,6 +210,8 @@ class AlertPayload(pydantic.BaseModel):
     sources: tuple[Source, ...]
     topics: tuple[TopicHit, ...]
     article: dict[str, Any]
+    entities: tuple[Entity, ...] = ()  # the story's latest match's entities (countries, systems, persons)
+    parties: Parties | None = None
 
 
 R = TypeVar("R", bound=Record)

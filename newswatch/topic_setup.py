@@ -94,14 +94,14 @@ def _ensure_topics(bootstrap: str, specs: list[TopicSpec], client_id: str, boots
                           f"(`newswatch kafka status`)?") from None
     try:
         existing = set(admin.list_topics())
-        missing = [spec.new_topic() for spec in specs if spec.name not in existing]
-        if missing:
+        for topic in [spec.new_topic() for spec in specs if spec.name not in existing]:
+            # One at a time: when another process creates the same topics at the same moment, the
+            # broker refuses the whole request for the first topic that exists, and the listing may
+            # not show that topic yet.
             try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:  # another stage created one of them first
-                still_missing = [t for t in missing if t.name not in set(admin.list_topics())]
-                if still_missing:
-                    admin.create_topics(still_missing)
+                admin.create_topics([topic])
+            except TopicAlreadyExistsError:  # another stage created it first
+                pass
         return _partition_counts(admin, [spec.name for spec in specs], bootstrap)
     except KafkaError as exc:
         raise BrokerError(f"cannot set up topics on {bootstrap}: {exc}") from None

@@ -15,7 +15,8 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 
 import faust
@@ -58,13 +59,14 @@ def _widen_producer_buffer(app: faust.App, batch_size: int) -> None:
     app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * batch_size)
 
 
-DetectBatch = Callable[[Sequence[InboundRecord], datetime], Awaitable[EncodedDetection]]
+# A batch's detection, as the parts of it that are ready, in order (one part, or one per chunk).
+DetectBatch = Callable[[Sequence[InboundRecord], datetime], AsyncIterator[EncodedDetection]]
 
 
 def in_the_loop(detection: DetectionStage) -> DetectBatch:
     """Detection run by the event loop itself (see processors.detect_pool for beside it)."""
-    async def detect(records: Sequence[InboundRecord], now: datetime) -> EncodedDetection:
-        return detection.process(records, now).encoded()
+    async def detect(records: Sequence[InboundRecord], now: datetime) -> AsyncIterator[EncodedDetection]:
+        yield detection.process(records, now).encoded()
     return detect
 
 
@@ -80,13 +82,18 @@ def register_detection_agent(app: faust.App, topics: ProcessorTopics, detect_bat
         async for events in stream.take_events(batch_size, within=batch_within):
             started = time.perf_counter()
             records = [inbound(event) for event in events]
-            report = await detect_batch(records, clock())
+            outcomes: Counter = Counter()
             # Sent before take_events acks the batch, and faust flushes the producer before it
             # commits offsets: a candidate is in Kafka before its article counts as consumed.
-            for key, value in report.candidates:
-                await topics.candidates.send(key=key, value=value)
-            for key, value in report.dead_letters:
-                await topics.articles_dlq.send(key=key, value=value)
+            # Each part is sent as soon as it is ready (detection in child processes goes on with
+            # the next parts meanwhile), in the batch's order.
+            async for part in detect_batch(records, clock()):
+                for key, value in part.candidates:
+                    await topics.candidates.send(key=key, value=value)
+                for key, value in part.dead_letters:
+                    await topics.articles_dlq.send(key=key, value=value)
+                outcomes.update(part.outcomes)
+            report = EncodedDetection(candidates=[], dead_letters=[], outcomes=outcomes)
             for record in records:
                 next_offsets[record.partition] = max(next_offsets.get(record.partition, 0), record.offset + 1)
             metrics.observe_detection(report, len(records), time.perf_counter() - started)

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 import pydantic
 
-from newswatch.schemas import Article, Record, TopicHit
+from newswatch.schemas import Article, Entity, Parties, Record, TopicHit
 from processors.stories import UNKNOWN_LANG
 
 CANDIDATE_SCHEMA = "newswatch.candidate/v1"
@@ -31,6 +31,8 @@ class Candidate(Record):
     article_offset: int = pydantic.Field(ge=0)
     appended_ms: int  # the article record's Kafka timestamp
     signature: tuple[int, ...] | None = None  # None: the article has no words to compare
+    entities: tuple[Entity, ...] = ()  # found by detection with the topics (gazetteer)
+    parties: Parties | None = None
 
     def key(self) -> bytes:
         """The record key on the candidates topic: the story language."""

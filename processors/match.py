@@ -9,19 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from newswatch.schemas import Article, Match, Source, TopicHit
+from newswatch.schemas import Article, Entity, Match, Parties, Source, TopicHit
 
 _ARTICLE_FIELDS = tuple(name for name in Article.model_fields if name != "schema_")
 
 
 def build_match(article: Article, hits: Sequence[TopicHit], *, story_id: str, sources: Sequence[Source],
-                watchlist_version: str, detected_at: datetime) -> Match:
-    """The Match for `article`; ValueError when `hits` is empty (no topic, no match)."""
+                watchlist_version: str, detected_at: datetime, entities: Sequence[Entity] = (),
+                parties: Parties | None = None) -> Match:
+    """The Match for `article`; ValueError when `hits` is empty (no topic, no match). `entities`
+    and `parties` are what detection found with the topics (none without a gazetteer)."""
     if not hits:
         raise ValueError(f"article {article.id!r} raised no topic; there is no match to build")
     fields = {name: getattr(article, name) for name in _ARTICLE_FIELDS}
     return Match(**fields, story_id=story_id, topics=tuple(hits), sources=tuple(sources),
-                 watchlist_version=watchlist_version, detected_at=detected_at)
+                 watchlist_version=watchlist_version, detected_at=detected_at, entities=tuple(entities),
+                 parties=parties)
 
 
 def detected_at_for(record_timestamp_ms: int) -> datetime:

@@ -93,7 +93,8 @@ class DetectionStage:
             self._dead_letter(record, exc.reason, now, report)
             return
         try:
-            hits = tuple(self._detect(article, watchlist))
+            detected = self._detect(article, watchlist)
+            hits = tuple(detected)
         except Exception as exc:  # a detector bug must not stop the stream; the record is kept
             self._dead_letter(record, f"detector failed: {type(exc).__name__}: {exc}", now, report)
             return
@@ -103,7 +104,9 @@ class DetectionStage:
         report.candidates.append(Candidate(
             article=article, topics=hits, watchlist_version=watchlist.version, article_partition=record.partition,
             article_offset=record.offset, appended_ms=record.timestamp_ms,
-            signature=self._sketcher.signature(article)))
+            signature=self._sketcher.signature(article),
+            # A detector without a gazetteer (or a test's) returns a plain tuple: no entities.
+            entities=getattr(detected, "entities", ()), parties=getattr(detected, "parties", None)))
         report.outcomes["candidate"] += 1
 
     def _dead_letter(self, record: InboundRecord, reason: str, now: datetime, report: DetectionReport) -> None:

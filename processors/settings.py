@@ -41,6 +41,9 @@ class ProcessSettings(StrictModel):
     detection_process: bool = pydantic.Field(
         default=False,
         description="detect in a child process beside the event loop (default: in the loop, one process per worker)")
+    detection_processes: int = pydantic.Field(
+        default=1, ge=1, le=64,
+        description="child processes that detect, with detection_process: true (one per spare core)")
     batch_size: int = pydantic.Field(default=1000, ge=1, le=100_000,
                                      description="articles handled per batch (faust stream.take_events)")
     batch_within: Duration = pydantic.Field(default=timedelta(milliseconds=200),

@@ -230,8 +230,9 @@ class StoryIndex:
             self._lsh[lang] = BandIndex(threshold=self.similarity, num_perm=self.sketcher.num_perm)
         return self._lsh[lang]
 
-    def _index(self, record: StoryRecord) -> None:
-        signature = self.sketcher.restore(record.signature)
+    def _index(self, record: StoryRecord, signature: LeanMinHash | None = None) -> None:
+        if signature is None:
+            signature = self.sketcher.restore(record.signature)
         self._stories[record.story_id] = record
         self._signatures[record.story_id] = signature
         self._lsh_for(record.lang).insert(record.story_id, signature)
@@ -275,10 +276,12 @@ class StoryIndex:
         (a replay after a crash), it returns the same story and the sources as they were then.
         """
         lang = article.lang or UNKNOWN_LANG
+        values: tuple[int, ...] | None = None
         if signature is ...:
             signature = self.sketcher.sketch(article)
         elif signature is not None:
-            signature = self.sketcher.restore(signature)
+            values = tuple(signature)
+            signature = self.sketcher.restore(values)
         if signature is None:  # nothing to compare: a story of its own
             story_id = story_id_for(lang, article.id)
             return StoryAssignment(story_id, (source_of(article),), None, True)
@@ -287,10 +290,10 @@ class StoryIndex:
         record = self._stories[known_story] if known_story else self._find(lang, signature, at_ms)
         if record is None:
             record = StoryRecord(story_id=story_id_for(lang, article.id), lang=lang,
-                                 signature=tuple(int(v) for v in signature.hashvalues),
+                                 signature=values if values is not None else tuple(signature.hashvalues.tolist()),
                                  first_seen_ms=at_ms, last_seen_ms=at_ms, sources=(source_of(article),),
                                  partition=partition)
-            self._index(record)
+            self._index(record, signature)
             return StoryAssignment(record.story_id, record.sources, record, True)
         for position, known in enumerate(record.sources):
             if known.article_id == article.id:

@@ -80,16 +80,29 @@ class StoryStage:
 
     def _ensure_stories(self) -> None:
         if not self._stories_loaded:
+            owns = self._ownership()
             records = (StoryRecord.from_json_dict(key, value) for key, value in self._story_state.items())
-            self.stories.load(record for record in records if self._owns(record.partition))
+            self.stories.load(record for record in records if owns(record.partition))
             self._stories_loaded = True
+
+    def _ownership(self) -> Callable[[int], bool]:
+        # Asked once per partition and batch (or purge): the stage runs without awaiting, so the
+        # answer cannot change in between, and faust builds its whole assignment set per question.
+        known: dict[int, bool] = {}
+
+        def owns(partition: int) -> bool:
+            if partition not in known:
+                known[partition] = self._owns(partition)
+            return known[partition]
+        return owns
 
     def process(self, records: Sequence[InboundRecord], now: datetime) -> StoryReport:
         """Handle candidate records in order; `now` (the wall clock) stamps dead letters only."""
         report = StoryReport()
         decoded: list[tuple[int, InboundRecord, Candidate]] = []
+        owns = self._ownership()
         for record in records:
-            if not self._owns(record.partition):  # revoked mid-batch: its new owner replays it
+            if not owns(record.partition):  # revoked since the batch was read: its new owner replays it
                 report.outcomes["not_owned"] += 1
                 continue
             try:
@@ -134,7 +147,8 @@ class StoryStage:
             self._story_state.put(assignment.story_id, assignment.record.to_json_dict(), assignment.record.partition)
         match = build_match(article, candidate.topics, story_id=assignment.story_id, sources=assignment.sources,
                             watchlist_version=candidate.watchlist_version,
-                            detected_at=detected_at_for(candidate.appended_ms))
+                            detected_at=detected_at_for(candidate.appended_ms),
+                            entities=candidate.entities, parties=candidate.parties)
         if verdict is dedup.Verdict.FIRST:
             seen = dedup.Seen(candidate.article_partition, candidate.article_offset, candidate.appended_ms,
                               state_partition=partition)
@@ -147,8 +161,9 @@ class StoryStage:
         if self._last_purge_ms is not None and now_ms - self._last_purge_ms < self._purge_every_ms:
             return
         self._last_purge_ms = now_ms
+        owns = self._ownership()
         entries = ((key, dedup.Seen.from_json_dict(value)) for key, value in self._processed.items())
-        owned = ((key, seen) for key, seen in entries if self._owns(seen.state_partition))
+        owned = ((key, seen) for key, seen in entries if owns(seen.state_partition))
         for key, seen in dedup.expired(owned, now_ms, self._retention_ms):
             self._processed.delete(key, seen.state_partition)
         for record in self.stories.expire(now_ms):  # the index holds owned stories only

@@ -99,9 +99,10 @@ def build_processor(config: AppConfig, *, detect: Detector, load_watchlists: Cal
     metrics = ProcessorMetrics(registry)
     batching = {"batch_size": settings.batch_size, "batch_within": settings.batch_within.total_seconds()}
     if settings.detection_process:
-        child = DetectionProcess(detect=detect, current_watchlist=lambda: reloader.current)
+        child = DetectionProcess(detect=detect, current_watchlist=lambda: reloader.current,
+                                 processes=settings.detection_processes)
         app.on_before_shutdown.connect(lambda sender, **kwargs: child.close())
-        detect_batch = child.detect
+        detect_batch = child.parts
     else:
         detect_batch = in_the_loop(detection)
     register_detection_agent(app, topics, detect_batch, metrics, **batching)

@@ -19,6 +19,17 @@ Evaluation order, per article:
    a window of N words of one field, with `same_sentence` in one sentence.
 5. The topic's score is 1 - prod(1 - score) over the rules that fired (independent evidence adds
    up, never past 1); its `rule` is the best-scoring rule, and its evidence that of all fired rules.
+6. Entities come from the same scan: the gazetteer's spellings are terms of the same automaton.
+   When a topic fired (or `all_entities` is asked for), each country, system or person with a hit
+   is an entity, except hits inside one of its exclusion phrases ("Turkish delight", "Indian
+   Ocean"), weak names ("Georgia", "Jordan") with no strong form of the same country in the
+   article, and case-sensitive names ("the US") written otherwise ("the us").
+7. Arms-deal parties: when a party topic fired, each supply or acquire cue ("sells", "buys from")
+   takes the nearest country before it in its sentence as its subject (or, Arabic verb first, the
+   first one after it) and the next other country after it as the counterpart (a few words away,
+   or further after a direction word: "from Russia"); a country after a locative ("in Moscow",
+   "بموسكو") is never a party. The match gets parties only when every cue in
+   the article that found both agrees on one supplier and one recipient.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from operator import add
 from typing import Any, Iterable
 
 from newswatch.schemas import TopicHit, replace_lone_surrogates
+from processors.detection.gazetteer import ACQUIRE, CASED, STRONG, WEAK, EntityIndex
 from processors.detection.normalize import Normalized, normalize
 from processors.detection.watchlist import FIELDS, CompiledTopic, Rule, Watchlist
 
@@ -67,12 +79,14 @@ _match_end = re.Match.end
 class FieldText:
     """A normalised field, with sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences")
+    __slots__ = ("name", "norm", "_sentences", "lazy", "cues")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
         self.norm = norm
         self._sentences: list[int] | None = None
+        self.lazy: list[tuple[int, int, int]] = []  # gazetteer candidates, checked when entities are wanted
+        self.cues: list[tuple[int, int, int]] = []  # deal-cue candidates, checked when parties are wanted
 
     def sentence(self, pos: int) -> int:
         """Index of the sentence `pos` is in (0 for the first)."""
@@ -122,52 +136,9 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
     """Every term occurrence in one field that passes the boundary and language checks,
     appended to `by_term` (term id -> hits, each list in text order)."""
     text = field.norm.text
-    size = len(text)
-    # (start, term) -> end of the longest spelling there, the pair packed in one int
-    # (start * stride + term): no tuple per candidate, and sorting the keys gives text order.
-    stride = len(watchlist.term_names) + 1
-    found: dict[int, int] = {}
-    seen = found.get
     matcher = watchlist.automaton
-    if matcher is not None:
-        # The text between two spaces: bounded[i + 1] is text[i], and the character before the
-        # start or after the end is a space, so no bounds check per candidate.
-        bounded = f" {text} "
-        values = matcher.values
-        for key, start, end in matcher.find(text):
-            check_left, check_right, glued_left, glued_right, entries, tails = values[key]
-            left_word = check_left and bounded[start].isalnum()
-            right_word = check_right and bounded[end + 1].isalnum()
-            if (left_word and not glued_left) or (right_word and not glued_right):
-                continue  # inside a longer word ("tor" in "torpedo", "тор" in "торговля")
-            word_end = end
-            if right_word:
-                word_end += 1
-                while bounded[word_end + 1].isalnum():
-                    word_end += 1
-            for term, term_lang, wildcard, proclitics, letter_suffix in entries:
-                if term_lang is not None and lang is not None and term_lang != lang:
-                    continue
-                if left_word and not (proclitics and _proclitic_before(text, start)):
-                    continue
-                if right_word and not (wildcard or (letter_suffix and text[end].isalpha())):
-                    continue
-                key = start * stride + term
-                # Keep the longest spelling found at a position ("air defence system" over "air defence").
-                if seen(key, -1) < word_end:
-                    found[key] = word_end
-            for wildcard, trie in tails:
-                if right_word and not wildcard:
-                    continue
-                for terminals, hit_end in _walk_tail(text, word_end, trie, size, []):
-                    for term, term_lang, proclitics in terminals:
-                        if term_lang is not None and lang is not None and term_lang != lang:
-                            continue
-                        if left_word and not (proclitics and _proclitic_before(text, start)):
-                            continue
-                        key = start * stride + term
-                        if seen(key, -1) < hit_end:
-                            found[key] = hit_end
+    found = _candidates(text, matcher.find(text), matcher.values, watchlist, lang, field.lazy, field.cues) \
+        if matcher is not None else {}
     if watchlist.regexes:
         try:
             text.encode()
@@ -180,13 +151,100 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
             if start == end:
                 continue
             if (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or \
-                    (end < size and text[end].isalnum() and text[end - 1].isalnum()):
+                    (end < len(text) and text[end].isalnum() and text[end - 1].isalnum()):
                 continue
-            key = start * stride + regex.term
-            if seen(key, -1) < end:
+            key = start * (len(watchlist.term_names) + 1) + regex.term
+            if found.get(key, -1) < end:
                 found[key] = end
-    if not found:
-        return
+    if found:
+        _add_hits(field, found, len(watchlist.term_names) + 1, by_term)
+
+
+def _scan_lazy(fields: dict[str, FieldText], watchlist: Watchlist, lang: str | None,
+               by_term: dict[int, list[Hit]], cues: bool = False) -> None:
+    """The gazetteer candidates the scan set aside (its deal cues with `cues`), checked like the
+    others (same automaton pass: only their boundary and language checks were put off)."""
+    matcher = watchlist.automaton
+    stride = len(watchlist.term_names) + 1
+    for field in fields.values():
+        matches = field.cues if cues else field.lazy
+        if not matches:
+            continue
+        found = _candidates(field.norm.text, matches, matcher.lazy_values, watchlist, lang, None)
+        # Entities need no text order within a term nor word indexes (-1; the parties count
+        # words where they need them), so the hits go straight in.
+        name = field.name
+        for key, end in found.items():
+            start, term = divmod(key, stride)
+            hit = (term, name, start, end, -1)
+            term_hits = by_term.get(term)
+            if term_hits is None:
+                by_term[term] = [hit]
+            else:
+                term_hits.append(hit)
+
+
+def _candidates(text: str, matches, values, watchlist: Watchlist, lang: str | None,
+                lazy: list | None, cues: list | None = None) -> dict[int, int]:
+    """(start * stride + term) -> end of the longest spelling there, for the automaton's matches
+    that pass the boundary and language checks; a match of a lazy key goes to `lazy` (entities)
+    or `cues` (deal cues), to be checked later."""
+    size = len(text)
+    # (start, term) -> end of the longest spelling there, the pair packed in one int
+    # (start * stride + term): no tuple per candidate, and sorting the keys gives text order.
+    stride = len(watchlist.term_names) + 1
+    found: dict[int, int] = {}
+    seen = found.get
+    # The text between two spaces: bounded[i + 1] is text[i], and the character before the
+    # start or after the end is a space, so no bounds check per candidate.
+    bounded = f" {text} "
+    for match in matches:
+        key, start, end = match
+        value = values[key]
+        if not value:  # None: an entity spelling's key; False: a deal cue's
+            (lazy if value is None else cues).append(match)
+            continue
+        check_left, check_right, glued_left, glued_right, entries, tails, also_lazy = value
+        if also_lazy:
+            (lazy if also_lazy == 1 else cues).append(match)
+        left_word = check_left and bounded[start].isalnum()
+        right_word = check_right and bounded[end + 1].isalnum()
+        if (left_word and not glued_left) or (right_word and not glued_right):
+            continue  # inside a longer word ("tor" in "torpedo", "тор" in "торговля")
+        word_end = end
+        if right_word:
+            word_end += 1
+            while bounded[word_end + 1].isalnum():
+                word_end += 1
+        for term, term_lang, wildcard, proclitics, letter_suffix in entries:
+            if term_lang is not None and lang is not None and term_lang != lang:
+                continue
+            if left_word and not (proclitics and _proclitic_before(text, start)):
+                continue
+            if right_word and not (wildcard or (letter_suffix and text[end].isalpha())):
+                continue
+            key = start * stride + term
+            # Keep the longest spelling found at a position ("air defence system" over "air defence").
+            if seen(key, -1) < word_end:
+                found[key] = word_end
+        for wildcard, trie in tails:
+            if right_word and not wildcard:
+                continue
+            for terminals, hit_end in _walk_tail(text, word_end, trie, size, []):
+                for term, term_lang, proclitics in terminals:
+                    if term_lang is not None and lang is not None and term_lang != lang:
+                        continue
+                    if left_word and not (proclitics and _proclitic_before(text, start)):
+                        continue
+                    key = start * stride + term
+                    if seen(key, -1) < hit_end:
+                        found[key] = hit_end
+    return found
+
+
+def _add_hits(field: FieldText, found: dict[int, int], stride: int, by_term: dict[int, list[Hit]]) -> None:
+    """Append the hits in `found` to `by_term` in text order, with their word index."""
+    text = field.norm.text
     # One pass in text order: drop a hit inside a longer hit of the same term ("دفاع جوي" inside
     # "أنظمة دفاع جوي"), count the separators (spaces, line breaks read as spaces) since the
     # previous hit for the word index, and append the hit to its term's list.
@@ -266,23 +324,316 @@ def _find_hits(article: Any, watchlist: Watchlist) -> tuple[dict[str, FieldText]
     return fields, by_term
 
 
-def detect(article: Any, watchlist: Watchlist) -> tuple[TopicHit, ...]:
-    """Topics raised by `article` (anything with .title, .text, .lang, optional .summary).
+class Detection(tuple):
+    """What detect() found: the TopicHits (it is their tuple, as before entities existed), and
+    `entities` (dicts in the Match's Entity form) and `parties` (a dict or None) from the same scan."""
+
+    entities: tuple[dict[str, Any], ...] = ()
+    parties: dict[str, Any] | None = None
+
+
+def _detection(hits: Iterable[TopicHit], entities: tuple = (), parties: dict | None = None) -> Detection:
+    out = Detection(hits)
+    if entities:
+        out.entities = entities
+    if parties:
+        out.parties = parties
+    return out
+
+
+def detect(article: Any, watchlist: Watchlist, *, all_entities: bool = False) -> Detection:
+    """Topics raised by `article` (anything with .title, .text, .lang, optional .summary,
+    .published_at, .fetched_at).
 
     Pure: no I/O, no clock. Returns TopicHits sorted by topic id, each with its score, the rule
-    that fired and evidence whose offsets index the original field text.
+    that fired and evidence whose offsets index the original field text; when a topic fired (or
+    always, with `all_entities`) also the gazetteer's entities and the arms-deal parties, offices
+    taken at the article's date (published, else fetched).
     """
     fields, by_term = _find_hits(article, watchlist)
-    if not by_term:
-        return ()
     results = []
-    for topic in watchlist.compiled:
-        if topic.positive.isdisjoint(by_term):
+    if by_term:
+        for topic in watchlist.compiled:
+            if topic.positive.isdisjoint(by_term):
+                continue
+            hit = _evaluate_topic(topic, fields, by_term)
+            if hit is not None:
+                results.append(hit)
+    index = watchlist.entities
+    if index is None or not (results or all_entities):
+        return _detection(results)
+    # Every gazetteer spelling is lazy: its hits come from this pass alone.
+    gazetteer_hits: dict[int, list[Hit]] = {}
+    _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits)
+    entities, kept = _entities(fields, gazetteer_hits, index, _article_day(article))
+    parties = None
+    if kept and index.cues and any(r.topic in index.party_topics for r in results):
+        infos = index.entities
+        sides = [e for e in kept if infos[e].type == "country"]
+        if len(sides) >= 2:  # a deal needs two countries
+            countries = [(e, h) for e in sides for h in kept[e]]
+            if _cue_between_countries(fields, countries):
+                _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits, cues=True)
+                parties = _parties(fields, countries, gazetteer_hits, index)
+    return _detection(results, entities, parties)
+
+
+# --- entities ----------------------------------------------------------------------------------
+
+MAX_ENTITY_EVIDENCE = 2
+_TYPE_ORDER = {"country": 0, "system": 1, "person": 2}
+
+
+def _article_day(article: Any):
+    for name in ("published_at", "fetched_at"):
+        value = getattr(article, name, None)
+        if value is not None and hasattr(value, "date"):
+            return value.date()
+    return None
+
+
+def _entity_evidence(hit: Hit, field: FieldText) -> dict[str, Any]:
+    norm = field.norm
+    # Without offset maps nothing changed length (not even a dropped diacritic): offsets are the same.
+    start, end = norm.span(hit[2], hit[3]) if norm.maps else (hit[2], hit[3])
+    return {"term": norm.original[start:end], "field": field.name, "start": start, "end": end}
+
+
+def _entities(fields: dict[str, FieldText], by_term: dict[int, list[Hit]], index: EntityIndex,
+              day) -> tuple[tuple[dict[str, Any], ...], dict[int, list[Hit]]]:
+    """The entities of an article (in Entity form: countries, systems, persons, each by id) and
+    every kept hit per entity (for the parties)."""
+    roles = index.roles
+    strong: dict[int, list[Hit]] = {}
+    weak: dict[int, list[Hit]] = {}
+    excluded: dict[int, list[Hit]] = {}
+    merged: set[int] = set()  # entities whose hits come from more than one term: to sort
+    for term, hits in by_term.items():
+        meaning = roles.get(term)
+        if meaning is None:
             continue
-        hit = _evaluate_topic(topic, fields, by_term)
-        if hit is not None:
-            results.append(hit)
-    return tuple(results)
+        entity, role = meaning
+        if role == STRONG:
+            into = strong
+        elif role == CASED:  # "the US" but not "the us": its capitals must be written so
+            allowed = index.cased[term]
+            hits = [h for h in hits if any(word in _original(h, fields[h[1]]) for word in allowed)]
+            into = strong
+        else:
+            into = weak if role == WEAK else excluded
+        listed = into.get(entity)
+        if listed is None:
+            into[entity] = hits  # this call's own lists (the lazy pass made them): no copy
+        else:
+            listed.extend(hits)
+            merged.add(entity)
+    if not strong:
+        return (), {}
+    for entity, vetoes in excluded.items():
+        if entity in strong:
+            strong[entity] = [h for h in strong[entity] if not _overlaps_any(h, vetoes)]
+        if entity in weak:
+            weak[entity] = [h for h in weak[entity] if not _overlaps_any(h, vetoes)]
+    for entity, hits in weak.items():
+        if strong.get(entity):  # a weak name alone ("Georgia" in an Atlanta story) is no country
+            strong[entity].extend(hits)
+            merged.add(entity)
+    infos = index.entities
+    rank = index.rank
+    out = []
+    kept: dict[int, list[Hit]] = {}
+    order = _FIELD_ORDER
+    for entity in sorted(strong, key=rank.__getitem__):
+        hits = strong[entity]
+        if not hits:
+            continue
+        # One term's hits are in text order already (fields in order, matches by position).
+        if entity in merged:
+            hits.sort(key=lambda h: (order[h[1]], h[2]))
+        kept[entity] = hits
+        info = infos[entity]
+        item: dict[str, Any] = {"type": info.type, "id": info.id, "name": info.name,
+                                "evidence": [_entity_evidence(h, fields[h[1]]) for h in hits[:MAX_ENTITY_EVIDENCE]]}
+        if info.offices:
+            office = info.office_at(day)
+            if office is not None:
+                item["office"] = office.office
+                item["country"] = office.country
+        out.append(item)
+    return tuple(out), kept
+
+
+def _original(hit: Hit, field: FieldText) -> str:
+    norm = field.norm
+    start, end = norm.span(hit[2], hit[3]) if norm.maps else (hit[2], hit[3])
+    return norm.original[start:end]
+
+
+def _overlaps_any(hit: Hit, others: list[Hit]) -> bool:
+    _, field, start, end, _ = hit
+    return any(o[1] == field and o[2] < end and start < o[3] for o in others)
+
+
+_PARTY_WORDS = 12  # a party is at most this many words from its cue
+_NEAR_WORDS = 6  # ... and a counterpart this many unless a direction word ("from") marks it
+
+
+def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_term: dict[int, list[Hit]],
+             index: EntityIndex) -> dict[str, Any] | None:
+    """{supplier, recipient, evidence} when the article's supply/acquire cues agree on one pair."""
+    cues: list[tuple[int, Hit]] = []
+    for term, kind in index.cues.items():
+        for hit in by_term.get(term, ()):
+            cues.append((kind, hit))
+    if not cues:
+        return None
+    # The longest cue at a place wins ("delivered by" over "delivered").
+    cues.sort(key=lambda c: (_FIELD_ORDER[c[1][1]], c[1][2], -c[1][3]))
+    outer_cues = []
+    last = (None, -1)
+    for kind, hit in cues:
+        if hit[1] == last[0] and hit[3] <= last[1]:
+            continue
+        outer_cues.append((kind, hit))
+        last = (hit[1], hit[3])
+    infos = index.entities
+    locatives = index.locatives
+    order = _FIELD_ORDER
+    countries = sorted(countries, key=lambda side: (order[side[1][1]], side[1][2]))
+    # The word index of every country hit and cue, counted once per field (one sweep).
+    where = _word_indexes(fields, [h for _, h in countries] + [h for _, h in outer_cues])
+    # Per field, the country hits in text order and their word indexes (never decreasing), so
+    # that each cue bisects to the few within _PARTY_WORDS; whether a hit is a place ("in
+    # Moscow") is asked only of those, once each.
+    by_field: dict[str, tuple[list[int], list[tuple[int, Hit, int]]]] = {}
+    for e, h in countries:
+        word = where[(h[1], h[2])]
+        entry = by_field.get(h[1])
+        if entry is None:
+            entry = by_field[h[1]] = ([], [])
+        entry[0].append(word)
+        entry[1].append((e, h, word))
+    place: dict[Hit, bool] = {}
+    proposals: dict[tuple[str, str], list[Hit]] = {}
+    for kind, cue in outer_cues:
+        entry = by_field.get(cue[1])
+        if entry is None:
+            continue
+        field = fields[cue[1]]
+        text = field.norm.text
+        cue_word = where[(cue[1], cue[2])]
+        words, placed = entry
+        # Near the cue, no place, and no sentence end between them (a few words of text to look at).
+        same = []
+        for side in placed[bisect_left(words, cue_word - _PARTY_WORDS):bisect_right(words, cue_word + _PARTY_WORDS)]:
+            h = side[1]
+            is_place = place.get(h)
+            if is_place is None:
+                is_place = place[h] = _is_place(h, field, locatives)
+            if not is_place and _one_sentence(text, min(h[2], cue[2]), max(h[2], cue[2])):
+                same.append(side)
+        before = [side for side in same if side[1][3] <= cue[2]]
+        after = [side for side in same if side[1][2] >= cue[3]]
+        if before:
+            actor = before[-1]
+        elif after:
+            actor, after = after[0], after[1:]
+        else:
+            continue
+        counterpart = next(((e, h, word) for e, h, word in after if e != actor[0] and (
+            abs(word - cue_word) <= _NEAR_WORDS or _is_marked(h, field, index.directions))), None)
+        if counterpart is None:
+            continue
+        subject, other = infos[actor[0]].id, infos[counterpart[0]].id
+        pair = (other, subject) if kind == ACQUIRE else (subject, other)
+        proposals.setdefault(pair, []).extend((actor[1], cue, counterpart[1]))
+    if len(proposals) != 1:
+        return None  # none, or cues that disagree: no party is better than a wrong one
+    (supplier, recipient), hits = next(iter(proposals.items()))
+    evidence = sorted(dict.fromkeys(hits), key=lambda h: (_FIELD_ORDER[h[1]], h[2]))
+    return {"supplier": supplier, "recipient": recipient,
+            "evidence": [_entity_evidence(h, fields[h[1]]) for h in evidence[:MAX_EVIDENCE]]}
+
+
+def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[int, Hit]]) -> bool:
+    """False when no sentence holds a deal-cue candidate (an unchecked automaton match, so a
+    superset of the cues) with a country hit after it and two different countries in all: then
+    `_parties` could find no pair, and the cues need not be checked. One bisect per hit and cue
+    candidate into the field's sentence ends."""
+    by_field: dict[str, list[tuple[int, int]]] = {}
+    for entity, hit in countries:
+        if fields[hit[1]].cues:
+            by_field.setdefault(hit[1], []).append((hit[2], entity))
+    for name, starts in by_field.items():
+        field = fields[name]
+        ends = field.sentence_ends()
+        # sentence index -> (entity, start) of its country hits
+        in_sentence: dict[int, list[tuple[int, int]]] = {}
+        for start, entity in starts:
+            in_sentence.setdefault(bisect_right(ends, start), []).append((entity, start))
+        count = field.norm.text.count
+        for _, cue_start, _ in field.cues:
+            sides = in_sentence.get(bisect_right(ends, cue_start))
+            if not sides or len({e for e, _ in sides}) < 2 or not any(start > cue_start for _, start in sides):
+                continue
+            # Within _PARTY_WORDS words of the cue (one sentence has no line break: words are
+            # the spaces between, as `_word_indexes` counts them).
+            near = [(e, start) for e, start in sides
+                    if count(" ", min(start, cue_start), max(start, cue_start)) <= _PARTY_WORDS]
+            if len({e for e, _ in near}) >= 2 and any(start > cue_start for _, start in near):
+                return True
+    return False
+
+
+def _word_indexes(fields: dict[str, FieldText], hits: list[Hit]) -> dict[tuple[str, int], int]:
+    """(field, start) -> word index for `hits` (gazetteer hits carry none): the separators are
+    counted once per field, between the sorted starts."""
+    out: dict[tuple[str, int], int] = {}
+    by_field: dict[str, set[int]] = {}
+    for hit in hits:
+        by_field.setdefault(hit[1], set()).add(hit[2])
+    for name, starts in by_field.items():
+        text = fields[name].norm.text
+        words = previous = 0
+        for start in sorted(starts):
+            words += text.count(" ", previous, start) + text.count("\n", previous, start)
+            previous = start
+            out[(name, start)] = words
+    return out
+
+
+def _one_sentence(text: str, start: int, end: int) -> bool:
+    """True when no sentence ends in text[start:end] (the rules of `_sentence_ends`)."""
+    return "\n" not in text[start:end] and _SENTENCE_END.search(text, start, end) is None
+
+
+def _is_marked(hit: Hit, field: FieldText, directions: frozenset[str]) -> bool:
+    """True when a direction word ("from", "у", "من") comes right before a country hit, or the
+    Arabic preposition ل is glued to it ("للسعودية", "لمصر")."""
+    text = field.norm.text
+    start = hit[2]
+    if text.startswith("لل", start) or (start >= 1 and text[start - 1] == "ل"
+                                         and (start == 1 or not text[start - 2].isalnum())):
+        return True
+    if start < 2 or text[start - 1] != " ":
+        return False
+    word_start = text.rfind(" ", 0, start - 1) + 1
+    if text[word_start:start - 1] == "the" and word_start >= 2:  # "from the United States"
+        start, word_start = word_start, text.rfind(" ", 0, word_start - 1) + 1
+    return text[word_start:start - 1] in directions
+
+
+def _is_place(hit: Hit, field: FieldText, locatives: frozenset[str]) -> bool:
+    """True when a country hit is a place: after a locative word ("in", "в", "في"), or with the
+    Arabic preposition ب glued to it ("بموسكو")."""
+    text = field.norm.text
+    start = hit[2]
+    if start >= 1 and text[start - 1] == "ب" and (start == 1 or not text[start - 2].isalnum()):
+        return True
+    if start < 2 or text[start - 1] != " ":
+        return False
+    word_start = text.rfind(" ", 0, start - 1) + 1
+    return text[word_start:start - 1] in locatives
 
 
 def _evaluate_topic(topic: CompiledTopic, fields: dict[str, FieldText],

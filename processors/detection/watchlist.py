@@ -21,6 +21,8 @@ import pydantic
 from newswatch.errors import ConfigError, ConfigProblem
 from newswatch.schemas import replace_lone_surrogates
 from newswatch.yamlconf import StrictModel, _is_union_tag, parse_yaml, position_of, problems_from_validation
+from processors.detection.gazetteer import (CASED, SLOT_CLASSES, EntityIndex, Gazetteer, fill_slots,
+                                            load_gazetteer, slots_in)
 from processors.detection.normalize import NORMALIZATION_VERSION, code_variants, is_code, normalize_term
 
 # Part of Watchlist.version: bump when compilation or rule semantics change.
@@ -243,6 +245,9 @@ class Watchlist:
     regexes: tuple[RegexEntry, ...]
     sources: tuple[str, ...] = ()
     automaton: Matcher | None = field(default=None, repr=False)
+    # The gazetteer's entities, whose spellings share the automaton (None: no gazetteer, or
+    # loaded with entities=False).
+    entities: EntityIndex | None = field(default=None, repr=False)
 
 
 # The DFA is the fastest automaton (about 18 µs against 31 µs per 3 KB article with the default
@@ -261,11 +266,18 @@ class Matcher:
     carries its keys and is compiled again where it is loaded.
     """
 
-    __slots__ = ("patterns", "values", "implementation", "_find_all")
+    __slots__ = ("patterns", "values", "lazy_values", "implementation", "_find_all")
 
-    def __init__(self, patterns: tuple[str, ...], values: tuple[tuple, ...]):
+    def __init__(self, patterns: tuple[str, ...], values: tuple[tuple | None, ...],
+                 lazy_values: tuple[tuple | None, ...] | None = None):
         self.patterns = patterns
+        # The gazetteer's spellings are lazy: `values` holds the packs' side of each key (None for
+        # a key only the gazetteer's entities use, False for one only its deal cues use; a key
+        # both use ends in 1 or 2 alike), so the scan just notes where the gazetteer's keys were
+        # found, and `lazy_values` (their gazetteer side) checks them only when the article's
+        # entities (or parties) are wanted. Still one automaton pass.
         self.values = values
+        self.lazy_values = lazy_values
         if not patterns:
             self.implementation = "none"  # "dfa" or "contiguous nfa" otherwise, for the benchmark
             self._find_all = None
@@ -288,7 +300,7 @@ class Matcher:
             return self._find_all(replace_lone_surrogates(text), overlapping=True)
 
     def __reduce__(self):
-        return Matcher, (self.patterns, self.values)
+        return Matcher, (self.patterns, self.values, self.lazy_values)
 
 
 def dfa_size_estimate(keys: Iterable[str]) -> int:
@@ -310,7 +322,8 @@ def dfa_size_estimate(keys: Iterable[str]) -> int:
     return states * classes * 4 * 3 // 2
 
 
-def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]) -> Matcher:
+def build_automaton(keys: dict[str, tuple[KeyEntry, ...]], lazy_from: int | None = None,
+                    cue_terms: frozenset[int] = frozenset()) -> Matcher:
     """The Aho-Corasick automaton over every normalised spelling (ahocorasick-rs, compiled code).
 
     Each key's value is (check_left, check_right, glued_left, glued_right, entries, tails);
@@ -319,18 +332,30 @@ def build_automaton(keys: dict[str, tuple[KeyEntry, ...]]) -> Matcher:
     scan loop runs once per candidate, so it reads tuples rather than attributes. `tails` holds
     the spellings that go on after the key ("глав* российск* МИД*") as (wildcard, trie) pairs
     (see `_tail_trie`), so a common first word costs one check per distinct next word, not one
-    per spelling.
+    per spelling; a seventh item says the key also has gazetteer spellings (term ids from
+    `lazy_from`), which go to `lazy_values` (see Matcher).
     """
-    values = []
+    values: list[tuple | None] = []
+    lazy_values: list[tuple | None] = []
     for key, entries in keys.items():
-        plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.letter_suffix) for e in entries if not e.tail)
-        tails = tuple((wildcard, _tail_trie([e for e in entries if e.tail and e.wildcard == wildcard]))
-                      for wildcard in (False, True) if any(e.tail and e.wildcard == wildcard for e in entries))
-        # A candidate glued to a letter is dropped at once unless some spelling allows it.
-        glued_left = any(e.proclitics for e in entries)
-        glued_right = any(e.wildcard or e.letter_suffix for e in entries)
-        values.append((key[0].isalnum(), key[-1].isalnum(), glued_left, glued_right, plain, tails))
-    return Matcher(tuple(keys), tuple(values))
+        eager = [e for e in entries if lazy_from is None or e.term < lazy_from]
+        lazy = [e for e in entries if lazy_from is not None and e.term >= lazy_from]
+        # 1: entity spellings (checked when a topic fired); 2: only deal cues (checked when a
+        # party topic fired); the packs' side, if any, is checked at once.
+        tier = (2 if all(e.term in cue_terms for e in lazy) else 1) if lazy else 0
+        values.append(_key_value(key, eager, also_lazy=tier) if eager else (None if tier == 1 else False))
+        lazy_values.append(_key_value(key, lazy, also_lazy=0) if lazy else None)
+    return Matcher(tuple(keys), tuple(values), tuple(lazy_values) if lazy_from is not None else None)
+
+
+def _key_value(key: str, entries: list[KeyEntry], also_lazy: int) -> tuple:
+    plain = tuple((e.term, e.lang, e.wildcard, e.proclitics, e.letter_suffix) for e in entries if not e.tail)
+    tails = tuple((wildcard, _tail_trie([e for e in entries if e.tail and e.wildcard == wildcard]))
+                  for wildcard in (False, True) if any(e.tail and e.wildcard == wildcard for e in entries))
+    # A candidate glued to a letter is dropped at once unless some spelling allows it.
+    glued_left = any(e.proclitics for e in entries)
+    glued_right = any(e.wildcard or e.letter_suffix for e in entries)
+    return key[0].isalnum(), key[-1].isalnum(), glued_left, glued_right, plain, tails, also_lazy
 
 
 def _tail_trie(entries: list[KeyEntry], depth: int = 0) -> tuple:
@@ -516,7 +541,8 @@ def _problem(parsed: _Parsed, loc: tuple, message: str) -> ConfigProblem:
                          ".".join(str(p) for p in loc), message)
 
 
-def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProblem]]:
+def _compile(parsed: list[_Parsed], gazetteer: Gazetteer | None = None,
+             entities: bool = True) -> tuple[Watchlist | None, list[ConfigProblem]]:
     problems: list[ConfigProblem] = []
     # Topic ids are global: a rule may name another topic's term as "topic.term".
     topic_at: dict[str, tuple[_Parsed, int]] = {}
@@ -556,6 +582,29 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         owner, idx = topic_at[topic_id]
         return list(owner.model.topics[idx].terms)
 
+    # A term that only fills other terms' slots ({ministry} in "глав* {country.adj} {ministry}")
+    # is a list of words, not a term: it is not compiled into the automaton and needs no rule.
+    referenced: set[str] = set()
+    in_slots: set[str] = set()
+    for topic_id, (pack, index) in topic_at.items():
+        spec = pack.model.topics[index]
+        for rule in spec.rules:
+            for ref in rule.all_of + rule.any_of + rule.none_of + rule.anywhere:
+                referenced.add(ref if "." in ref else f"{topic_id}.{ref}")
+        for ex in spec.exclude:
+            for ref in ex.terms + ex.drop:
+                referenced.add(ref if "." in ref else f"{topic_id}.{ref}")
+        for term_name, term in spec.terms.items():
+            for lang in ("any",) + LANGUAGES:
+                for i, written in enumerate(getattr(term, lang)):
+                    for name in slots_in(written):
+                        if name == term_name:
+                            problems.append(_problem(pack, ("topics", index, "terms", term_name, lang, i),
+                                                     f"{written!r}: a term cannot name itself in a slot"))
+                        elif name not in SLOT_CLASSES:
+                            in_slots.add(f"{topic_id}.{name}")
+    slot_only = in_slots - referenced
+
     compiled: list[CompiledTopic] = []
     keys: dict[str, list[KeyEntry]] = {}
     regexes: list[RegexEntry] = []
@@ -565,10 +614,19 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         for name, term in spec.terms.items():
             problems.extend(_duplicate_spellings(pack, base + ("terms", name), name, term))
             term_id = term_index[f"{topic_id}.{name}"]
+            if f"{topic_id}.{name}" in slot_only:
+                continue
             for lang in ("any",) + LANGUAGES:
-                for variant in getattr(term, lang):
-                    for key, entry in _key_entries(variant, term_id, None if lang == "any" else lang):
-                        keys.setdefault(key, []).append(entry)
+                for i, written in enumerate(getattr(term, lang)):
+                    variants = _filled(written, None if lang == "any" else lang, spec, name, gazetteer)
+                    if variants is None:
+                        continue
+                    if isinstance(variants, str):
+                        problems.append(_problem(pack, base + ("terms", name, lang, i), variants))
+                        continue
+                    for variant in variants:
+                        for key, entry in _key_entries(variant, term_id, None if lang == "any" else lang):
+                            keys.setdefault(key, []).append(entry)
             for pattern in term.regex:
                 regexes.append(RegexEntry(term_id, compile_regex(pattern)))
 
@@ -598,7 +656,7 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         own_terms = tuple(term_index[f"{topic_id}.{name}"] for name in spec.terms)
         if not rules:
             # No rules: any of the topic's own terms (except pure exclusion terms) raises it.
-            positive = tuple(t for t in own_terms if t not in excluded)
+            positive = tuple(t for t in own_terms if t not in excluded and term_names[t] not in slot_only)
             rules.append(Rule("any_term", (), positive, (), None, False, frozenset(FIELDS), 0.8))
         positive_terms = frozenset(t for r in rules for t in r.all_of + r.any_of + r.anywhere)
         used = positive_terms | {t for r in rules for t in r.none_of} | excluded
@@ -611,7 +669,7 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         if pack.repaired:
             continue  # a term may be used only by a part that was left out
         for name in pack.model.topics[index].terms:
-            if term_index[f"{topic_id}.{name}"] not in used_anywhere:
+            if term_index[f"{topic_id}.{name}"] not in used_anywhere and f"{topic_id}.{name}" not in slot_only:
                 problems.append(_problem(pack, ("topics", index, "terms", name),
                                          f"term {name!r} is not used by any rule or exclusion"))
     if problems:
@@ -619,6 +677,14 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
     digest = hashlib.sha256(f"newswatch-watchlist n{NORMALIZATION_VERSION} e{ENGINE_VERSION}\n".encode())
     for pack in parsed:
         digest.update(Path(pack.source).name.encode() + b"\0" + pack.text.encode() + b"\0")
+    entity_index = None
+    first_entity_term = len(term_names)
+    if gazetteer is not None:
+        for name, text in gazetteer.sources:
+            digest.update(b"gazetteer/" + name.encode() + b"\0" + text.encode() + b"\0")
+        if entities:
+            digest.update(b"entities\0")
+            entity_index = _add_gazetteer_terms(gazetteer, term_names, keys)
     unique_keys = {k: tuple(dict.fromkeys(v)) for k, v in keys.items()}
     return Watchlist(
         version=digest.hexdigest()[:16],
@@ -628,7 +694,9 @@ def _compile(parsed: list[_Parsed]) -> tuple[Watchlist | None, list[ConfigProble
         keys=unique_keys,
         regexes=tuple(regexes),
         sources=tuple(p.source for p in parsed),
-        automaton=build_automaton(unique_keys),
+        automaton=build_automaton(unique_keys, lazy_from=first_entity_term,
+                                  cue_terms=frozenset(entity_index.cues) if entity_index else frozenset()),
+        entities=entity_index,
     ), []
 
 
@@ -649,6 +717,81 @@ def _duplicate_spellings(pack: _Parsed, loc: tuple, name: str, term: TermSpec) -
             elif earlier is None or lang == "any":
                 first[key] = (lang, i)
     return found
+
+
+def _filled(written: str, lang: str | None, spec: TopicSpecModel, term_name: str,
+            gazetteer: Gazetteer | None) -> list[str] | str | None:
+    """The spellings a written term stands for once its slots are filled, the problem (a str), or
+    None for a term naming itself (reported elsewhere)."""
+    if "{" not in written and "}" not in written:
+        return [written]
+    names = slots_in(written)
+    if written.count("{") != len(names) or written.count("}") != len(names):
+        return f"{written!r}: unbalanced braces (a slot is written {{class}}, e.g. {{country.adj}})"
+    for name in names:
+        if name in SLOT_CLASSES:
+            if gazetteer is None:
+                return f"{written!r}: slot {{{name}}} needs the gazetteer folder (gazetteer/ beside the packs)"
+        elif name == term_name:
+            return None  # reported once, by _compile
+        elif name not in spec.terms:
+            return (f"{written!r}: unknown slot class {name!r} (gazetteer classes: {', '.join(SLOT_CLASSES)}; "
+                    f"or a term of this topic: {', '.join(sorted(spec.terms))})")
+
+    def lookup(name: str, slot_lang: str | None) -> tuple[str, ...]:
+        if name in SLOT_CLASSES:
+            langs = [slot_lang, None] if slot_lang else [None] + list(LANGUAGES)
+            return tuple(dict.fromkeys(v for code in langs for v in gazetteer.classes.get((name, code), ())))
+        other = spec.terms[name]
+        values = list(getattr(other, slot_lang or "any")) + (list(other.any) if slot_lang else [])
+        return tuple(v for v in dict.fromkeys(values) if "{" not in v)
+
+    out = fill_slots(written, lang, lookup)
+    if not out:
+        return f"{written!r}: its slots stand for no spelling in this language"
+    for variant in out:
+        try:
+            _check_variant(variant)
+        except ValueError as exc:
+            return f"{written!r} gives {exc}"
+    return list(dict.fromkeys(out))
+
+
+def _add_gazetteer_terms(gazetteer: Gazetteer, term_names: list[str],
+                         keys: dict[str, list[KeyEntry]]) -> EntityIndex:
+    """Give every (entity, role) and cue kind a term id after the packs' and put its spellings in `keys`."""
+    roles: dict[int, tuple[int, int]] = {}
+    cased: dict[int, set[str]] = {}
+    cues: dict[int, int] = {}
+    ids: dict[tuple[int, int, str], int] = {}
+    for index, role, kind, lang, value in gazetteer.terms:
+        key = (index, role, kind)
+        term_id = ids.get(key)
+        if term_id is None:
+            term_id = ids[key] = len(term_names)
+            label = gazetteer.entities[index].id if index >= 0 else "cue"
+            term_names.append(f"gazetteer.{kind}.{label}.{role}")
+            if kind == "cue":
+                cues[term_id] = role
+            else:
+                roles[term_id] = (index, role)
+        if role == CASED and kind != "cue":
+            # The spelling's all-capital words ("US" of "the US"): one must be so written.
+            cased.setdefault(term_id, set()).update(
+                w for w in re.split(r"[\s\-]+", value) if w.isupper() and sum(c.isalpha() for c in w) >= 2)
+        for form, entry in _key_entries(value, term_id, lang):
+            keys.setdefault(form, []).append(entry)
+    types = {"country": 0, "system": 1, "person": 2}
+    ordered = sorted(range(len(gazetteer.entities)),
+                     key=lambda i: (types[gazetteer.entities[i].type], gazetteer.entities[i].id))
+    rank = [0] * len(ordered)
+    for place, entity in enumerate(ordered):
+        rank[entity] = place
+    return EntityIndex(entities=gazetteer.entities, roles=roles, rank=tuple(rank),
+                       cased={t: frozenset(v) for t, v in cased.items()}, cues=cues,
+                       party_topics=gazetteer.party_topics,
+                       locatives=frozenset(v for _, v in gazetteer.locatives),
+                       directions=frozenset(v for _, v in gazetteer.directions))
 
 
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
@@ -682,21 +825,33 @@ def _key_entries(variant: str, term_id: int, lang: str | None):
         yield form, entry
 
 
+def _gazetteer_folder(path: Path) -> Path:
+    """The watchlist folder whose gazetteer/ a path uses: itself, or a single pack's folder."""
+    return path if path.is_dir() else path.parent
+
+
 def problems(path: str | Path) -> list[ConfigProblem]:
-    """Every problem in a watchlist file or folder (for `newswatch check`); [] when it compiles."""
+    """Every problem in a watchlist file or folder and its gazetteer (for `newswatch check`); [] when it compiles."""
     parsed, found = _parse_files(Path(path))
-    _, more = _compile(parsed)
+    gazetteer, gazetteer_found = load_gazetteer(_gazetteer_folder(Path(path)))
+    if gazetteer_found:  # the packs' slots cannot be checked against a broken gazetteer
+        return sorted(found + gazetteer_found, key=lambda p: (p.file, p.line or 0, p.column or 0))
+    _, more = _compile(parsed, gazetteer)
     return sorted(found + more, key=lambda p: (p.file, p.line or 0, p.column or 0))
 
 
-def load_watchlists(path: str | Path) -> Watchlist:
-    """Load and compile every pack in `path` (a folder of *.yaml, or one file).
+def load_watchlists(path: str | Path, *, entities: bool = True) -> Watchlist:
+    """Load and compile every pack in `path` (a folder of *.yaml, or one file) with the gazetteer in
+    its gazetteer/ folder, if any (`entities=False` uses the gazetteer for slots only: no entities).
 
     Raises ConfigError listing every problem with file:line; the same files always give
     the same `version`.
     """
     parsed, found = _parse_files(Path(path))
-    watchlist, more = _compile(parsed)
+    gazetteer, gazetteer_found = load_gazetteer(_gazetteer_folder(Path(path)))
+    if gazetteer_found:
+        raise ConfigError(sorted(found + gazetteer_found, key=lambda p: (p.file, p.line or 0, p.column or 0)))
+    watchlist, more = _compile(parsed, gazetteer, entities)
     if found or more:
         raise ConfigError(sorted(found + more, key=lambda p: (p.file, p.line or 0, p.column or 0)))
     return watchlist

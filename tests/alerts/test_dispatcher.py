@@ -221,3 +221,61 @@ async def test_a_silence_added_while_running_applies_without_a_restart(kafka_boo
         assert [r.json()["story_id"] for r in receiver.accepted()] == ["before", "other"]
     finally:
         receiver.close()
+
+
+async def test_a_one_partition_state_topic_from_before_the_scale_out_keeps_working(kafka_bootstrap, topic_prefix):
+    """An existing deployment: its state topic has one partition and holds a pending delivery."""
+    from datetime import datetime, timezone
+
+    from kafka import KafkaProducer
+
+    from alerts.dispatcher import routed_topic, state_topic
+    from alerts.records import PendingDelivery
+    from tests.support.kafka import create_topics
+
+    topics = Topics(topic_prefix, partitions=3)
+    receiver = Receiver()
+    subs, endpoints = wire({"desk": receiver})
+    now = datetime.now(timezone.utc)
+    pending = PendingDelivery(id="msg_from_the_old_version", subscription="desk", story_id="old-story",
+                              body='{"type": "newswatch.alert", "old": true}', created_at=now, next_attempt_at=now)
+    await asyncio.to_thread(create_topics, kafka_bootstrap, state_topic(topics), compact=True)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer.send(state_topic(topics), key=b"pending/msg_from_the_old_version", value=pending.encode()).get(30)
+    producer.close()
+    try:
+        async with running_dispatcher(kafka_bootstrap, topics, FAST, SubscriptionsFile(subscriptions=subs),
+                                      endpoints) as run:
+            await async_wait_until(lambda: receiver.accepted(), 60, "the old pending delivery is sent")
+            await asyncio.to_thread(produce, kafka_bootstrap, topics.matches, [match(story_id="new-story")])
+            await async_wait_until(lambda: len(receiver.accepted()) == 2, 60, "a new match is alerted too")
+            assert run.dispatcher.partitions == 1
+        assert receiver.accepted()[0].headers["webhook-id"] == "msg_from_the_old_version"
+        assert receiver.accepted()[0].body == pending.body.encode()
+        assert receiver.accepted()[1].json()["story_id"] == "new-story"
+        partitions = await asyncio.to_thread(_partition_count, kafka_bootstrap, routed_topic(topics))
+        assert partitions == 1, "the routed topic follows the state topic"
+    finally:
+        receiver.close()
+
+
+async def test_a_routed_topic_that_does_not_match_the_state_topic_stops_the_start(kafka_bootstrap, topic_prefix):
+    from alerts.dispatcher import ensure_topics, routed_topic, state_topic
+    from newswatch.errors import BrokerError
+    from tests.support.kafka import create_topics
+
+    topics = Topics(topic_prefix, partitions=3)
+    await asyncio.to_thread(create_topics, kafka_bootstrap, state_topic(topics), partitions=3, compact=True)
+    await asyncio.to_thread(create_topics, kafka_bootstrap, routed_topic(topics), partitions=2)
+    with pytest.raises(BrokerError, match=r"alerts.routed has 2 partitions but .*alerts.state has 3"):
+        await asyncio.to_thread(ensure_topics, kafka_bootstrap, topics)
+
+
+def _partition_count(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()

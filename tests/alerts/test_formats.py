@@ -67,3 +67,20 @@ def test_digests_render_in_every_format(name):
                             topics=("s400",), sources_count=3, held_at=T0),)
     text = text_of(formats.FORMATTERS[name](build_digest("desk", held, "msg_d", T0)))
     assert ARABIC_TITLE in text and "https://n.example/1" in text and "1 alerts" in text
+
+
+@pytest.mark.parametrize("name", ["slack", "discord", "teams"])
+def test_every_format_shows_the_countries_systems_and_deal_sides(name):
+    from newswatch.schemas import Entity, Parties
+
+    entities = (Entity(type="country", id="EG", name="Egypt"), Entity(type="country", id="RU", name="Russia"),
+                Entity(type="system", id="S-400", name="S-400"),
+                Entity(type="person", id="sergey_lavrov", name="Sergey Lavrov", office="foreign minister", country="RU"))
+    m = match(article_id="a1", source="RT Arabic", lang="ar", title=ARABIC_TITLE).model_copy(
+        update={"entities": entities, "parties": Parties(supplier="RU", recipient="EG")})
+    state, _ = noise.observe(None, "desk", m, m.topics, T0, GroupingSettings())
+    alert = encode_payload(state, "msg_e", T0)[0]
+    text = text_of(formats.FORMATTERS[name](alert))
+    for fact in ("Countries", "EG, RU", "Systems", "S-400", "RU → EG"):
+        assert fact in text, f"{name} lacks {fact!r}"
+    assert [e.id for e in alert.entities] == ["EG", "RU", "S-400", "sergey_lavrov"]

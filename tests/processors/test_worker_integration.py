@@ -142,15 +142,17 @@ def test_garbage_and_v99_records_go_to_the_dlq_and_processing_continues(
     assert sorted(decode(r.value, Match).id for r in matches) == ["after", "before"]
 
 
+@pytest.mark.parametrize("beside", [{}, {"detection_process": True, "detection_processes": 2}],
+                         ids=["detection-in-the-loop", "detection-in-two-children"])
 def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_are_identical(
-        tmp_path, kafka_bootstrap, topic_prefix, worker_factory):
+        tmp_path, kafka_bootstrap, topic_prefix, worker_factory, beside):
     topics = Topics(topic_prefix)
     corpus = labelled_articles(5000, id_prefix="crash", seed=21)
     warm_up = seed_article("crash-warm-up")
     expected = {item.article.id: item.topics for item in corpus if item.topics}
     expected[warm_up.id] = ("air_defense_system", "arms_deal", "ministerial_visit")
     create_topics(kafka_bootstrap, topics.articles)
-    config = write_config(tmp_path, topic_prefix, SEED_WATCHLISTS, batch_size=200)
+    config = write_config(tmp_path, topic_prefix, SEED_WATCHLISTS, batch_size=200, **beside)
 
     first = worker_factory(config)
     produce(kafka_bootstrap, topics.articles, article_records([warm_up]))

@@ -73,6 +73,14 @@ def test_ingest_scales_out_by_replicas_one_by_default_in_shared_mode(compose):
     assert load_config(REPO / "seeds" / "deploy.yaml").ingest.shared  # replicas share, never poll twice
 
 
+def test_alerts_scale_out_by_replicas_one_by_default(compose):
+    assert compose["services"]["alerts"]["deploy"]["replicas"] == 1
+    assert "ports" not in compose["services"]["alerts"], "replicas would clash on a published port"
+    scaled = _compose("config", "--format", "json", NEWSWATCH_ALERTS_REPLICAS="3")
+    assert scaled.returncode == 0, scaled.stderr
+    assert json.loads(scaled.stdout)["services"]["alerts"]["deploy"]["replicas"] == 3
+
+
 def test_kafka_is_the_local_brokers_version_single_node_kraft_with_healthcheck_and_volume(compose):
     kafka = compose["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"

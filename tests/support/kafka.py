@@ -53,3 +53,36 @@ def read_records(bootstrap: str, topic: str, *, min_count: int, timeout: float =
                                      f"within {timeout:.0f} s")
     finally:
         consumer.close()
+
+
+def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict:
+    """Records of `topics` the consumer group `group` has not committed yet, per partition (a partition
+    with records but no commit counts all of them)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        committed = {tp: meta.offset for tp, meta in admin.list_group_offsets({group: None}).get(group, {}).items()}
+        tps = [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(tps)
+        return {tp: ends[tp] - max(committed.get(tp, 0), 0) for tp in tps}
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def group_members(bootstrap: str, group: str) -> int:
+    """Members of a consumer group once it is stable (0 while it forms or rebalances)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-group")
+    try:
+        try:
+            description = admin.describe_groups([group])[group]
+        except KafkaError:  # no coordinator yet: the group is still forming
+            return 0
+        return len(description["members"]) if description.get("group_state") == "Stable" else 0
+    finally:
+        admin.close()

@@ -53,6 +53,7 @@ def outputs() -> Iterator[dict]:
         folder = Path(tmp)
         for path in SEED_WATCHLISTS.glob("*.yaml"):
             shutil.copy(path, folder / path.name)
+        shutil.copytree(SEED_WATCHLISTS / "gazetteer", folder / "gazetteer")  # the packs' slots need it
         bench.write_extra_pack(folder, EXTRA_TERMS, random.Random(BENCH_SEED))
         extra = load_watchlists(folder)
     for i, doc in enumerate(docs[:EXTRA_ARTICLES]):

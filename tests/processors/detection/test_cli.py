@@ -26,7 +26,10 @@ def test_json_lines_output_with_evidence(tmp_path):
     assert set(topics) == {"air_defense_system", "arms_deal"}
     evidence = topics["air_defense_system"]["evidence"][0]
     assert (evidence["term"], evidence["field"], evidence["start"], evidence["end"]) == ("S-400", "title", 28, 33)
-    assert second == {"id": "a2", "topics": []}
+    assert second == {"id": "a2", "topics": [], "entities": []}
+    entities = {e["id"]: e for e in first["entities"]}
+    assert {"TR", "S-400"} <= set(entities)
+    assert entities["S-400"]["evidence"] == [{"term": "S-400", "field": "title", "start": 28, "end": 33}]
 
 
 def test_bad_lines_are_reported_and_the_rest_processed(tmp_path):
@@ -47,9 +50,10 @@ def test_table_format(tmp_path):
     src = _write(tmp_path / "in.jsonl", [json.dumps({"id": "t1", "lang": "en", "title": "THAAD deployed"})])
     result = CliRunner().invoke(main, ["detect", "--format", "table", src])
     assert result.exit_code == 0
-    header, row = result.stdout.splitlines()
+    header, row, entities = result.stdout.splitlines()
     assert header.split() == ["id", "topic", "score", "rule", "evidence"]
     assert row.split() == ["t1", "air_defense_system", "0.90", "named_system", "THAAD"]
+    assert entities.split() == ["entities:", "systems", "THAAD"]
 
 
 def test_eval_prints_per_topic_per_language_f1():
@@ -151,9 +155,23 @@ def test_a_plain_text_file_is_one_article(tmp_path):
     result = CliRunner().invoke(main, ["detect", "--format", "table", str(seed)])
     assert result.exit_code == 0, result.output
     rows = result.stdout.splitlines()[1:]
+    entities = rows.pop()
     assert {row.split()[1] for row in rows} == {"arms_deal", "air_defense_system", "ministerial_visit"}
     assert all(row.startswith("rt-arabic-egypt-russia-2plus2.txt") for row in rows)
+    # the file has no date, so persons carry their latest office
+    assert entities.split()[:4] == ["entities:", "countries", "EG,", "RU,"] and "systems S-300, S-400" in entities
     english = tmp_path / "note.txt"
     english.write_text("Weather\n\nSunny all week.\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["detect", str(english)])
-    assert result.exit_code == 0 and json.loads(result.stdout) == {"id": "note.txt", "topics": []}
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"id": "note.txt", "topics": [], "entities": []}
+
+
+def test_eval_reports_entity_precision_and_recall_per_type_and_language():
+    result = CliRunner().invoke(main, ["detect", "--eval", str(DATA / "entities.jsonl")])
+    assert result.exit_code == 0, result.stderr
+    rows = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines()
+            if line.split()[:1] and line.split()[0] in ("country", "system", "party")}
+    for kind in ("country", "system", "party"):
+        for lang in ("ar", "en", "ru", "all"):
+            precision = float(rows[(kind, lang)][5])
+            assert precision >= 0.9, (kind, lang, rows[(kind, lang)])
