@@ -769,6 +769,7 @@ async def run_shared(config, settings, feeds: Sequence[FeedConfig], *, metrics, 
     it assigns until `stop`. Returns how many articles this process published."""
     from newswatch.topic_setup import TopicSpec, ensure_topics
 
+    from ingest.health import FEED_HEALTH_SUFFIX, FeedHealthPublisher, health_of, kafka_health_connector
     from ingest.poller import Poller
     from ingest.publish import OutboxPublisher, make_producer
 
@@ -791,8 +792,19 @@ async def run_shared(config, settings, feeds: Sequence[FeedConfig], *, metrics, 
     store = SharedStore(writer, settings.seen_retention_days)
     publisher = OutboxPublisher(store, lambda: make_producer(bootstrap), names["articles"], metrics,
                                 before_send=writer.flush)
+    # Each poll's outcome also goes to <prefix>feed-health, as in single mode, for the console.
+    health_topic = topics.name(FEED_HEALTH_SUFFIX)
+    health = FeedHealthPublisher(kafka_health_connector(bootstrap, health_topic), health_topic)
+    poller: Poller | None = None
+
+    def report_health(report) -> None:
+        state = poller.states.get(report.feed_url) if poller is not None else None
+        feed = next((f for f in poller.feeds if f.url == report.feed_url), None) if poller is not None else None
+        if state is not None and feed is not None:
+            health.note(health_of(feed, state, datetime.now(timezone.utc)))
+
     poller = Poller([], client=client, store=store, parser=parser, metrics=metrics, settings=settings,
-                    on_queued=publisher.wake, extractor=extractor)
+                    on_queued=publisher.wake, on_report=report_health, extractor=extractor)
     coordinator = SharedIngest(poller=poller, store=store, writer=writer, bootstrap=bootstrap,
                                state_topic=names["state"], articles_topic=names["articles"],
                                grace_s=settings.handover_grace_s, wake=publisher.wake)
@@ -822,7 +834,7 @@ async def run_shared(config, settings, feeds: Sequence[FeedConfig], *, metrics, 
         publishing.set()
 
     try:
-        await asyncio.gather(poller.run(polling), publisher.run(publishing), wind_down())
+        await asyncio.gather(poller.run(polling), publisher.run(publishing), health.run(publishing), wind_down())
     finally:
         polling.set()
         publishing.set()

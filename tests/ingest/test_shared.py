@@ -6,6 +6,7 @@ one is stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from ingest.shared import sync_feeds
 
 from tests.ingest.feed_server import FeedServer
 from tests.ingest.feeds_fixture import AR, EN, RU, atom, entries, rss1, rss2
+from tests.support.kafka import read_records
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -277,6 +279,11 @@ def test_three_pollers_share_sixty_feeds_and_hand_over_a_killed_pollers_feeds(ka
         rows = {line.split("  ")[0]: line.split()[2] for line in shown.stdout.splitlines() if line.startswith("desk ")}
         assert rows == {f"desk {index}": "ok" for index in everything}, shown.stdout
         assert "60 feed(s), 0 failing, 0 article(s) waiting for Kafka" in shown.stdout
+
+        # ... and every feed's health is on <prefix>feed-health for the console, as in single mode.
+        health = read_records(kafka_bootstrap, f"{topic_prefix}feed-health", min_count=60, timeout=60)
+        newest = {json.loads(r.value)["name"]: json.loads(r.value)["consecutive_failures"] for r in health}
+        assert newest == {f"desk {index}": 0 for index in everything}
     finally:
         collector.done.set()
         for process in processes.values():
