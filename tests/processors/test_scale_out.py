@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import KafkaError
+from kafka import KafkaProducer
 
 from newswatch.broker.local import free_port
 from newswatch.kafka_settings import Topics
@@ -17,7 +16,7 @@ from tests.processors.corpus import labelled_articles
 from tests.processors.factories import article
 from tests.processors.test_worker_integration import SEED_WATCHLISTS, worker_factory  # noqa: F401 (fixture)
 from tests.processors.worker_support import read_all, write_config
-from tests.support.kafka import create_topics, read_records
+from tests.support.kafka import create_topics, group_members, read_records
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -52,18 +51,6 @@ def copies(lang: str, title: str, text: str, story: int) -> list:
     edits = [(title, text), (f"UPDATE 1-{title}", text), (title, f"({'Wire'}) - {text}")]
     return [article(f"s{story}-copy{n}", t, body, lang=lang, source=f"Feed {n}",
                     feed=f"https://feed{n}.example.test/rss") for n, (t, body) in enumerate(edits)]
-
-
-def group_members(bootstrap: str, group: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-scale-out")
-    try:
-        try:
-            description = admin.describe_groups([group])[group]
-        except KafkaError:  # no coordinator yet: the group is still forming
-            return 0
-        return len(description["members"]) if description.get("group_state") == "Stable" else 0
-    finally:
-        admin.close()
 
 
 def test_three_workers_give_one_story_id_per_story_whichever_partition_and_worker(
