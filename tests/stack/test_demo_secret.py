@@ -44,7 +44,8 @@ class FakeBroker:
 def _up_config(tmp_path: Path) -> Path:
     path = tmp_path / "newswatch.yaml"
     path.write_text(json.dumps({"up": {"demo_feeds": None, "sink": {"port": free_port()},
-                                       "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}}))
+                                       "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}},
+                                "console": {"port": free_port()}}))
     return path
 
 
@@ -106,7 +107,8 @@ def _demo_config(tmp_path: Path, port: int) -> Path:
         f"subscriptions:\n  - name: local-sink\n    url: http://127.0.0.1:{port}/\n"
         "    secret_env: NEWSWATCH_SINK_SECRET\n")
     path = tmp_path / "newswatch.yaml"
-    path.write_text(f"subscriptions: subs.yaml\nalerts: {{allow_networks: [127.0.0.1/32]}}\nup: {{sink: {{port: {port}}}}}\n")
+    path.write_text(f"subscriptions: subs.yaml\nalerts: {{allow_networks: [127.0.0.1/32]}}\nup: {{sink: {{port: {port}}}}}\n"
+                    f"console: {{port: {free_port()}}}\n")
     return path
 
 

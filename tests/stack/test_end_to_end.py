@@ -154,6 +154,7 @@ def _build_config(root: Path, ports: dict[str, int], recorder_port: int) -> Path
     top["ingest"].update(interval_floor_s=1, interval_ceiling_s=2)
     top["up"] = {"demo_feeds": {"dir": "demo-feeds", "port": ports["demo"]}, "sink": {"port": ports["sink"]},
                  "metrics_ports": {"ingest": ports["ingest"], "process": ports["process"], "alerts": ports["alerts"]}}
+    top["console"] = {"port": ports["console"]}
     _write_yaml(config / "newswatch.yaml", top)
     return config / "newswatch.yaml"
 
@@ -285,7 +286,7 @@ def test_up_delivers_signed_alerts_for_the_demo_feeds_and_stops_cleanly(tmp_path
         pytest.skip(str(exc))
     recorder = Recorder()
     threading.Thread(target=recorder.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    names = ("demo", "sink", "ingest", "process", "alerts")
+    names = ("demo", "sink", "ingest", "process", "alerts", "console")
     ports = dict(zip(names, _free_ports(len(names))))
     config_file = _build_config(tmp_path, ports, recorder.server_address[1])
     run_dir = tmp_path / "run"

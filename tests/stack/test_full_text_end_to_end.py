@@ -53,7 +53,7 @@ def _write_yaml(path: Path, data) -> None:
 
 
 def _build(root: Path, mode: str, bootstrap: str, prefix: str) -> tuple[Path, Path]:
-    names = ("demo", "sink", "ingest", "process", "alerts")
+    names = ("demo", "sink", "ingest", "process", "alerts", "console")
     ports: dict[str, int] = {}
     while len(set(ports.values())) < len(names):
         ports = {name: local.free_port() for name in names}
@@ -80,6 +80,7 @@ def _build(root: Path, mode: str, bootstrap: str, prefix: str) -> tuple[Path, Pa
     top["ingest"].update(interval_floor_s=1, interval_ceiling_s=2)
     top["up"] = {"demo_feeds": {"dir": "demo", "port": ports["demo"]}, "sink": {"port": ports["sink"]},
                  "metrics_ports": {"ingest": ports["ingest"], "process": ports["process"], "alerts": ports["alerts"]}}
+    top["console"] = {"port": ports["console"]}
     _write_yaml(config / "newswatch.yaml", top)
     return config / "newswatch.yaml", root / "run"
 

@@ -52,7 +52,7 @@ def _config(tmp_path: Path, **up) -> AppConfig:
     settings = {"demo_feeds": {"dir": "demo", "port": free_port()}, "sink": {"port": free_port()},
                 "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}
     settings.update(up)
-    (tmp_path / "newswatch.yaml").write_text(json.dumps({"up": settings}))  # JSON is YAML too
+    (tmp_path / "newswatch.yaml").write_text(json.dumps({"up": settings, "console": {"port": free_port()}}))  # JSON is YAML too
     return load_config(tmp_path / "newswatch.yaml")
 
 

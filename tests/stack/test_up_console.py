@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from newswatch.broker.local import free_port
 from newswatch.config import load_config
 from newswatch.stack.runner import Console, Stack, StackError
 
@@ -57,7 +58,8 @@ cli.up.main(["--config", sys.argv[1], "--run-dir", sys.argv[2]])
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "newswatch.yaml"
     path.write_text(json.dumps({"up": {"demo_feeds": None, "sink": None,
-                                       "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}}))
+                                       "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}},
+                                "console": {"port": free_port()}}))
     return path
 
 
@@ -175,7 +177,8 @@ async def test_a_refused_start_does_not_claim_to_have_stopped_anything(tmp_path)
         busy.listen()
         path = tmp_path / "newswatch.yaml"
         path.write_text(json.dumps({"up": {"demo_feeds": None, "sink": {"port": busy.getsockname()[1]},
-                                           "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}}))
+                                           "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}},
+                                    "console": {"port": free_port()}}))
         out = io.StringIO()
         stack = Stack(load_config(path), path, tmp_path / "run", Console(stream=out), environ={},
                       broker_factory=lambda: pytest.fail("nothing may start"))

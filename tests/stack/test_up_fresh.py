@@ -22,7 +22,8 @@ from newswatch.stack.supervisor import ChildSpec
 
 
 def _config(tmp_path: Path, ingest: dict | None = None) -> Path:
-    data = {"up": {"demo_feeds": None, "sink": None, "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}}
+    data = {"up": {"demo_feeds": None, "sink": None, "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}},
+            "console": {"port": free_port()}}
     if ingest is not None:
         data["ingest"] = ingest
     path = tmp_path / "newswatch.yaml"

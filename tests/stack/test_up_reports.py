@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from newswatch.broker.local import BrokerStatus
+from newswatch.broker.local import BrokerStatus, free_port
 from newswatch.config import load_config
 from newswatch.logs import KeyValueFormatter
 from newswatch.stack.runner import Console, Stack
@@ -72,7 +72,8 @@ class FakeBroker:
 async def test_up_prints_a_rejected_edit_from_the_process_log(tmp_path):
     line = _reload_failure_line(tmp_path)
     (tmp_path / "newswatch.yaml").write_text(json.dumps(
-        {"up": {"demo_feeds": None, "sink": None, "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}}}))
+        {"up": {"demo_feeds": None, "sink": None, "metrics_ports": {"ingest": 0, "process": 0, "alerts": 0}},
+         "console": {"port": free_port()}}))
     trigger = tmp_path / "edit-now"
     child = ("import pathlib, sys, time\n"
              f"while not pathlib.Path({str(trigger)!r}).exists(): time.sleep(0.05)\n"
