@@ -23,7 +23,7 @@ from tests.processors.factories import article
 from tests.processors.test_stories import EDITS, SAME_TOPIC_OTHER_STORY
 from tests.processors.worker_support import (ROOT, WorkerProcess, article_records, matches_by_id, produce,
                                              read_all, wait_until_consuming, write_config)
-from tests.support.kafka import create_topics, read_records
+from tests.support.kafka import create_topics, group_lag, read_records
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -168,7 +168,14 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_are_identi
     assert killed_at < len(expected), "the kill was meant to land mid-stream"
 
     worker_factory(config)
-    out = read_records(kafka_bootstrap, topics.matches, min_count=len(expected), timeout=180, settle=3)
+    # Replayed duplicates count as records, so the end is every expected id seen and nothing left
+    # unread by the group (then any extra match is there too), not a record count.
+    wait_until(lambda: set(expected) <= set(matches_by_id(read_all(kafka_bootstrap, topics.matches))), 180,
+               "every expected match after the restart")
+    wait_until(lambda: not any(group_lag(kafka_bootstrap, f"{topic_prefix}processor",
+                                         [topics.articles, topics.candidates]).values()), 120,
+               "the restarted worker has read everything")
+    out = read_all(kafka_bootstrap, topics.matches)
     grouped = matches_by_id(out)
     assert set(grouped) == set(expected), "every expected match is present, and no other"
     print(f"killed after {killed_at} matches; {len(out) - len(grouped)} replayed duplicates")
