@@ -220,8 +220,15 @@ def shot(driver, name: str) -> None:
 
 
 def _wait(driver, condition, timeout: float, message: str, stack: Stack | None = None):
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def holds():
+        try:
+            return condition(driver)
+        except StaleElementReferenceException:  # the page changed under the check (a navigation,
+            return None                          # a live row): ask again
     try:
-        return wait_until(lambda: condition(driver), timeout=timeout, message=message, interval=0.1)
+        return wait_until(holds, timeout=timeout, message=message, interval=0.1)
     except AssertionError as exc:
         extra = stack.diagnostics() if stack is not None else ""
         source = driver.page_source
@@ -317,9 +324,10 @@ def test_search_in_cyrillic_finds_latin_s400(stack, browser):
     box = browser.find_element(By.NAME, "q")
     box.send_keys("С-400")  # Cyrillic Es
     box.submit()
-    rows = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#stories tr[data-story]"), 10, "search results")
-    assert any(title in r.text for r in rows)
-    assert "С-400" in browser.current_url or "%D0%A1-400" in browser.current_url
+    # The texts are read inside the wait: rows found on the page before the submit go stale.
+    _wait(browser, lambda d: ("С-400" in d.current_url or "%D0%A1-400" in d.current_url)
+          and any(title in r.text for r in d.find_elements(By.CSS_SELECTOR, "#stories tr[data-story]")),
+          10, "the Russian story among the search results")
     shot(browser, "search")
 
 

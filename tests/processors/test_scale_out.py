@@ -16,7 +16,7 @@ from tests.processors.corpus import labelled_articles
 from tests.processors.factories import article
 from tests.processors.test_worker_integration import SEED_WATCHLISTS, worker_factory  # noqa: F401 (fixture)
 from tests.processors.worker_support import read_all, write_config
-from tests.support.kafka import create_topics, group_members, read_records
+from tests.support.kafka import create_topics, group_lag, group_members
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -76,16 +76,29 @@ def test_three_workers_give_one_story_id_per_story_whichever_partition_and_worke
     producer.flush()
     producer.close()
 
-    filler_matches = sum(1 for item in labelled_articles(300, id_prefix="fill", seed=21) if item.topics)
-    expected = len(story_of) + filler_matches
-    records = read_records(kafka_bootstrap, topics.matches, min_count=expected, timeout=180, settle=3)
+    expected = set(story_of) | {item.article.id for item in labelled_articles(300, id_prefix="fill", seed=21)
+                                if item.topics}
+    group = f"{topic_prefix}processor"
+
+    def lag() -> int:
+        return sum(group_lag(kafka_bootstrap, group, [topics.articles, topics.candidates]).values())
+    try:
+        # Every expected article matched, then nothing left unread by the group: a record count
+        # would also be reached by copies a rebalance replayed.
+        wait_until(lambda: expected <= {decode(r.value, Match).id for r in read_all(kafka_bootstrap, topics.matches)},
+                   240, "every expected match")
+        wait_until(lambda: lag() == 0, 120, "the group has read everything")
+    except AssertionError as exc:
+        logs = "\n".join(f"--- worker {n} (exit {w.proc.poll()}):\n{w.log()[-3000:]}" for n, w in enumerate(workers))
+        raise AssertionError(f"{exc}; group lag {lag()}\n{logs}") from None
+    records = read_all(kafka_bootstrap, topics.matches)
     ids_per_article: dict[str, set[str]] = defaultdict(set)
     for record in records:
         match = decode(record.value, Match)
         assert record.key == match.story_id.encode()
         ids_per_article[match.id].add(match.story_id)
     assert all(len(ids) == 1 for ids in ids_per_article.values()), "no article under two story ids"
-    assert set(story_of) <= set(ids_per_article)
+    assert set(ids_per_article) == expected, "every expected article matched, and no other"
     ids_per_story: dict[int, set[str]] = defaultdict(set)
     for article_id, story in story_of.items():
         ids_per_story[story] |= ids_per_article[article_id]

@@ -167,14 +167,18 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_duplicates_are_identi
     producer.join(timeout=60)
     assert killed_at < len(expected), "the kill was meant to land mid-stream"
 
-    worker_factory(config)
+    second = worker_factory(config)
+
+    def lag() -> dict:
+        return group_lag(kafka_bootstrap, f"{topic_prefix}processor", [topics.articles, topics.candidates])
     # Replayed duplicates count as records, so the end is every expected id seen and nothing left
     # unread by the group (then any extra match is there too), not a record count.
-    wait_until(lambda: set(expected) <= set(matches_by_id(read_all(kafka_bootstrap, topics.matches))), 180,
-               "every expected match after the restart")
-    wait_until(lambda: not any(group_lag(kafka_bootstrap, f"{topic_prefix}processor",
-                                         [topics.articles, topics.candidates]).values()), 120,
-               "the restarted worker has read everything")
+    try:
+        wait_until(lambda: set(expected) <= set(matches_by_id(read_all(kafka_bootstrap, topics.matches))), 240,
+                   "every expected match after the restart")
+        wait_until(lambda: not any(lag().values()), 240, "the restarted worker has read everything")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; lag {lag()}\n--- restarted worker:\n{second.log()[-4000:]}") from None
     out = read_all(kafka_bootstrap, topics.matches)
     grouped = matches_by_id(out)
     assert set(grouped) == set(expected), "every expected match is present, and no other"
