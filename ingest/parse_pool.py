@@ -4,14 +4,20 @@ A 10 MB feed or a pathological document must neither stall polling nor pin a CPU
 each parse gets `budget_s`; when it overruns, the workers are killed and a fresh pool is started
 (a process is the only thing in Python that can be stopped mid-computation). Documents that were
 in the killed pool with it are parsed once more in the new one. Workers also get an address-space
-limit so one huge document cannot take the machine's memory.
+limit so one huge document cannot take the machine's memory, and each one exits when the poller
+that started it is gone (a poller killed with SIGKILL cannot stop them, and the forkserver, not the
+poller, is their parent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import resource
+import select
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -19,13 +25,34 @@ from ingest.extract import PageRefused, PageText, extract_page
 from ingest.parse import FeedRefused, ParsedFeed, parse_feed
 
 
-def _limit_memory(memory_mb: int) -> None:
+def _start_worker(memory_mb: int, poller: int) -> None:
+    threading.Thread(target=_exit_with_poller, args=(poller,), daemon=True, name="exit-with-poller").start()
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         try:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ValueError, OSError):  # not permitted here; the time budget still applies
             pass
+
+
+def _exit_with_poller(poller: int) -> None:
+    """Exit this worker once process `poller` has ended: a pidfd (Linux) is readable from then on and
+    cannot be fooled by a reused pid; elsewhere the pid is polled."""
+    try:
+        handle = os.pidfd_open(poller)
+    except ProcessLookupError:
+        os._exit(0)  # gone before this worker started
+    except (AttributeError, OSError):
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(poller, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+    select.select([handle], [], [])
+    os._exit(0)
 
 
 def _warm_up() -> bool:
@@ -64,7 +91,7 @@ class ParsePool:
     def _new_executor(self) -> ProcessPoolExecutor:
         # forkserver: the poller has threads (Kafka's I/O thread), and forking a threaded process is unsafe.
         executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
-                                       initializer=_limit_memory, initargs=(self.memory_mb,))
+                                       initializer=_start_worker, initargs=(self.memory_mb, os.getpid()))
         # Starting workers takes a second on a busy machine; that must not count against a document's budget.
         self._warming = [executor.submit(_warm_up) for _ in range(self.workers)]
         return executor
