@@ -79,7 +79,7 @@ _match_end = re.Match.end
 class FieldText:
     """A normalised field, with sentence positions computed only when a rule asks."""
 
-    __slots__ = ("name", "norm", "_sentences", "lazy", "cues")
+    __slots__ = ("name", "norm", "_sentences", "lazy", "cues", "bounded")
 
     def __init__(self, name: str, norm: Normalized):
         self.name = name
@@ -87,6 +87,8 @@ class FieldText:
         self._sentences: list[int] | None = None
         self.lazy: list[tuple[int, int, int]] = []  # gazetteer candidates, checked when entities are wanted
         self.cues: list[tuple[int, int, int]] = []  # deal-cue candidates, checked when parties are wanted
+        # The text between two spaces (see `_candidates`), made once for the scan and the lazy checks.
+        self.bounded = f" {norm.text} "
 
     def sentence(self, pos: int) -> int:
         """Index of the sentence `pos` is in (0 for the first)."""
@@ -137,7 +139,7 @@ def _scan(field: FieldText, watchlist: Watchlist, lang: str | None, by_term: dic
     appended to `by_term` (term id -> hits, each list in text order)."""
     text = field.norm.text
     matcher = watchlist.automaton
-    found = _candidates(text, matcher.find(text), matcher.values, watchlist, lang, field.lazy, field.cues) \
+    found = _candidates(field, matcher.find(text), matcher.values, watchlist, lang, field.lazy, field.cues) \
         if matcher is not None else {}
     if watchlist.regexes:
         try:
@@ -170,7 +172,7 @@ def _scan_lazy(fields: dict[str, FieldText], watchlist: Watchlist, lang: str | N
         matches = field.cues if cues else field.lazy
         if not matches:
             continue
-        found = _candidates(field.norm.text, matches, matcher.lazy_values, watchlist, lang, None)
+        found = _candidates(field, matches, matcher.lazy_values, watchlist, lang, None)
         # Entities need no text order within a term nor word indexes (-1; the parties count
         # words where they need them), so the hits go straight in.
         name = field.name
@@ -184,11 +186,12 @@ def _scan_lazy(fields: dict[str, FieldText], watchlist: Watchlist, lang: str | N
                 term_hits.append(hit)
 
 
-def _candidates(text: str, matches, values, watchlist: Watchlist, lang: str | None,
+def _candidates(field: FieldText, matches, values, watchlist: Watchlist, lang: str | None,
                 lazy: list | None, cues: list | None = None) -> dict[int, int]:
     """(start * stride + term) -> end of the longest spelling there, for the automaton's matches
     that pass the boundary and language checks; a match of a lazy key goes to `lazy` (entities)
     or `cues` (deal cues), to be checked later."""
+    text = field.norm.text
     size = len(text)
     # (start, term) -> end of the longest spelling there, the pair packed in one int
     # (start * stride + term): no tuple per candidate, and sorting the keys gives text order.
@@ -197,7 +200,7 @@ def _candidates(text: str, matches, values, watchlist: Watchlist, lang: str | No
     seen = found.get
     # The text between two spaces: bounded[i + 1] is text[i], and the character before the
     # start or after the end is a space, so no bounds check per candidate.
-    bounded = f" {text} "
+    bounded = field.bounded
     for match in matches:
         key, start, end = match
         value = values[key]
@@ -481,14 +484,17 @@ _NEAR_WORDS = 6  # ... and a counterpart this many unless a direction word ("fro
 def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_term: dict[int, list[Hit]],
              index: EntityIndex) -> dict[str, Any] | None:
     """{supplier, recipient, evidence} when the article's supply/acquire cues agree on one pair."""
+    kinds = index.cues
     cues: list[tuple[int, Hit]] = []
-    for term, kind in index.cues.items():
-        for hit in by_term.get(term, ()):
-            cues.append((kind, hit))
+    for term, hits in by_term.items():  # the article's few hit terms, not every cue spelling
+        kind = kinds.get(term)
+        if kind is not None:
+            cues.extend((kind, hit) for hit in hits)
     if not cues:
         return None
     # The longest cue at a place wins ("delivered by" over "delivered").
-    cues.sort(key=lambda c: (_FIELD_ORDER[c[1][1]], c[1][2], -c[1][3]))
+    order = _FIELD_ORDER
+    cues.sort(key=lambda c: (order[c[1][1]], c[1][2], -c[1][3]))
     outer_cues = []
     last = (None, -1)
     for kind, hit in cues:
@@ -497,22 +503,19 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
         outer_cues.append((kind, hit))
         last = (hit[1], hit[3])
     infos = index.entities
-    locatives = index.locatives
-    order = _FIELD_ORDER
-    countries = sorted(countries, key=lambda side: (order[side[1][1]], side[1][2]))
-    # The word index of every country hit and cue, counted once per field (one sweep).
-    where = _word_indexes(fields, [h for _, h in countries] + [h for _, h in outer_cues])
-    # Per field, the country hits in text order and their word indexes (never decreasing), so
-    # that each cue bisects to the few within _PARTY_WORDS; whether a hit is a place ("in
-    # Moscow") is asked only of those, once each.
-    by_field: dict[str, tuple[list[int], list[tuple[int, Hit, int]]]] = {}
+    # Per field, the country hits in text order and their starts, so that each cue bisects to its
+    # neighbours and walks out only while they are within _PARTY_WORDS words and in its sentence
+    # (both only grow with the distance). In one sentence there is no line break, so the words
+    # between two places are the spaces between them.
+    by_field: dict[str, tuple[list[int], list[tuple[int, int, Hit]]]] = {}
     for e, h in countries:
-        word = where[(h[1], h[2])]
         entry = by_field.get(h[1])
         if entry is None:
             entry = by_field[h[1]] = ([], [])
-        entry[0].append(word)
-        entry[1].append((e, h, word))
+        entry[1].append((h[2], e, h))
+    for starts, placed in by_field.values():
+        placed.sort(key=lambda side: side[0])
+        starts.extend(side[0] for side in placed)
     place: dict[Hit, bool] = {}
     proposals: dict[tuple[str, str], list[Hit]] = {}
     for kind, cue in outer_cues:
@@ -521,27 +524,33 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
             continue
         field = fields[cue[1]]
         text = field.norm.text
-        cue_word = where[(cue[1], cue[2])]
-        words, placed = entry
-        # Near the cue, no place, and no sentence end between them (a few words of text to look at).
-        same = []
-        for side in placed[bisect_left(words, cue_word - _PARTY_WORDS):bisect_right(words, cue_word + _PARTY_WORDS)]:
-            h = side[1]
-            is_place = place.get(h)
-            if is_place is None:
-                is_place = place[h] = _is_place(h, field, locatives)
-            if not is_place and _one_sentence(text, min(h[2], cue[2]), max(h[2], cue[2])):
-                same.append(side)
-        before = [side for side in same if side[1][3] <= cue[2]]
-        after = [side for side in same if side[1][2] >= cue[3]]
-        if before:
-            actor = before[-1]
-        elif after:
-            actor, after = after[0], after[1:]
-        else:
-            continue
-        counterpart = next(((e, h, word) for e, h, word in after if e != actor[0] and (
-            abs(word - cue_word) <= _NEAR_WORDS or _is_marked(h, field, index.directions))), None)
+        count = text.count
+        starts, placed = entry
+        cue_start, cue_end = cue[2], cue[3]
+        actor = None  # (entity, hit, words from the cue): the nearest country before the cue ...
+        for i in range(bisect_left(starts, cue_start) - 1, -1, -1):
+            start, e, h = placed[i]
+            words = count(" ", start, cue_start)
+            if words > _PARTY_WORDS or not _one_sentence(text, start, cue_start):
+                break
+            if h[3] > cue_start or _placed(h, field, index.locatives, place):
+                continue  # overlapping the cue, or a place ("in Moscow")
+            actor = (e, h, words)
+            break
+        after = []  # ... the countries after it, in text order
+        for i in range(bisect_left(starts, cue_end), len(placed)):
+            start, e, h = placed[i]
+            words = count(" ", cue_start, start)
+            if words > _PARTY_WORDS or not _one_sentence(text, cue_start, start):
+                break
+            if not _placed(h, field, index.locatives, place):
+                after.append((e, h, words))
+        if actor is None:
+            if not after:
+                continue
+            actor, after = after[0], after[1:]  # an Arabic verb first: its subject comes after it
+        counterpart = next(((e, h, words) for e, h, words in after if e != actor[0] and (
+            words <= _NEAR_WORDS or _is_marked(h, field, index.directions))), None)
         if counterpart is None:
             continue
         subject, other = infos[actor[0]].id, infos[counterpart[0]].id
@@ -550,56 +559,53 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
     if len(proposals) != 1:
         return None  # none, or cues that disagree: no party is better than a wrong one
     (supplier, recipient), hits = next(iter(proposals.items()))
-    evidence = sorted(dict.fromkeys(hits), key=lambda h: (_FIELD_ORDER[h[1]], h[2]))
+    evidence = sorted(dict.fromkeys(hits), key=lambda h: (order[h[1]], h[2]))
     return {"supplier": supplier, "recipient": recipient,
             "evidence": [_entity_evidence(h, fields[h[1]]) for h in evidence[:MAX_EVIDENCE]]}
 
 
+def _placed(hit: Hit, field: FieldText, locatives: frozenset[str], known: dict[Hit, bool]) -> bool:
+    """`_is_place`, asked once per hit and article."""
+    answer = known.get(hit)
+    if answer is None:
+        answer = known[hit] = _is_place(hit, field, locatives)
+    return answer
+
+
 def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[int, Hit]]) -> bool:
-    """False when no sentence holds a deal-cue candidate (an unchecked automaton match, so a
-    superset of the cues) with a country hit after it and two different countries in all: then
-    `_parties` could find no pair, and the cues need not be checked. One bisect per hit and cue
-    candidate into the field's sentence ends."""
+    """False when no deal-cue candidate (an unchecked automaton match, so a superset of the cues)
+    has, within _PARTY_WORDS words of it and in its sentence, a country hit after it and two
+    different countries in all: then `_parties` could find no pair, and the cues need not be
+    checked. It looks only at the country hits next to each cue (bisected by start; the words and
+    the sentence test are `_parties`' own, on the few characters between), never at a whole text."""
     by_field: dict[str, list[tuple[int, int]]] = {}
     for entity, hit in countries:
         if fields[hit[1]].cues:
             by_field.setdefault(hit[1], []).append((hit[2], entity))
-    for name, starts in by_field.items():
-        field = fields[name]
-        ends = field.sentence_ends()
-        # sentence index -> (entity, start) of its country hits
-        in_sentence: dict[int, list[tuple[int, int]]] = {}
-        for start, entity in starts:
-            in_sentence.setdefault(bisect_right(ends, start), []).append((entity, start))
-        count = field.norm.text.count
-        for _, cue_start, _ in field.cues:
-            sides = in_sentence.get(bisect_right(ends, cue_start))
-            if not sides or len({e for e, _ in sides}) < 2 or not any(start > cue_start for _, start in sides):
-                continue
-            # Within _PARTY_WORDS words of the cue (one sentence has no line break: words are
-            # the spaces between, as `_word_indexes` counts them).
-            near = [(e, start) for e, start in sides
-                    if count(" ", min(start, cue_start), max(start, cue_start)) <= _PARTY_WORDS]
-            if len({e for e, _ in near}) >= 2 and any(start > cue_start for _, start in near):
-                return True
-    return False
-
-
-def _word_indexes(fields: dict[str, FieldText], hits: list[Hit]) -> dict[tuple[str, int], int]:
-    """(field, start) -> word index for `hits` (gazetteer hits carry none): the separators are
-    counted once per field, between the sorted starts."""
-    out: dict[tuple[str, int], int] = {}
-    by_field: dict[str, set[int]] = {}
-    for hit in hits:
-        by_field.setdefault(hit[1], set()).add(hit[2])
-    for name, starts in by_field.items():
+    for name, sides in by_field.items():
+        if len(sides) < 2:
+            continue
+        sides.sort()
+        starts = [start for start, _ in sides]
         text = fields[name].norm.text
-        words = previous = 0
-        for start in sorted(starts):
-            words += text.count(" ", previous, start) + text.count("\n", previous, start)
-            previous = start
-            out[(name, start)] = words
-    return out
+        count = text.count
+        for _, cue_start, _ in fields[name].cues:
+            split = bisect_right(starts, cue_start)
+            after = set()
+            for start, entity in sides[split:]:
+                if count(" ", cue_start, start) > _PARTY_WORDS or not _one_sentence(text, cue_start, start):
+                    break  # every later hit is further away, or past the same sentence end
+                after.add(entity)
+            if not after:
+                continue
+            if len(after) >= 2:
+                return True
+            for start, entity in reversed(sides[:split]):
+                if count(" ", start, cue_start) > _PARTY_WORDS or not _one_sentence(text, start, cue_start):
+                    break
+                if entity not in after:
+                    return True
+    return False
 
 
 def _one_sentence(text: str, start: int, end: int) -> bool:
