@@ -49,10 +49,20 @@ def direction(lang: str | None) -> str:
     return "rtl" if (lang or "").split("-")[0].lower() in RTL_LANGS else "auto"
 
 
-def when(ms: int | None) -> str:
-    if ms is None:
+def when(value: int | str | datetime | None) -> str:
+    """A time for a page, to the second in UTC: epoch ms, a datetime, or an ISO-8601 string as the
+    records carry them ("2026-12-03T21:36:05.123456+00:00"); "-" when there is none, and a string
+    that is not a time as it is (it is escaped like any other text)."""
+    if value is None or value == "":
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, datetime):
+        value = int((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+    elif isinstance(value, str):
+        try:
+            value = parse_time(value)
+        except ValueError:
+            return value
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def parse_time(value: str | None) -> int | None:

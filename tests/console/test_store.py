@@ -169,3 +169,16 @@ def test_pages_answer_json_like_their_api_twins(store):
     assert client.get("/stories/st-none", headers=as_json).status_code == 404
     spec = client.get("/openapi.json").json()["paths"]
     assert {"/api/stories", "/api/stories/{story_id}", "/api/feeds", "/api/test", "/api/test/pack"} <= set(spec)
+
+
+def test_times_on_the_pages_are_to_the_second_in_utc():
+    from datetime import datetime, timedelta, timezone
+
+    from console.render import when
+
+    assert when("2026-12-03T21:36:05.123456+00:00") == "2026-12-03 21:36:05Z"
+    assert when("2026-12-04T00:36:05.9+03:00") == "2026-12-03 21:36:05Z"
+    assert when(datetime(2026, 12, 3, 21, 36, 5, 999, tzinfo=timezone(timedelta(hours=-5)))) == "2026-12-04 02:36:05Z"
+    assert when(1_796_333_765_123) == datetime.fromtimestamp(1_796_333_765, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    assert when(None) == when("") == "-"
+    assert when("not a time") == "not a time"
