@@ -46,7 +46,7 @@ def match_bytes(item: Article, story_id: str | None = None, at: datetime | None 
     source = Source(article_id=item.id, source=item.source, url=item.url, feed_url=item.feed.url,
                     published_at=item.published_at)
     return build_match(item, hits, story_id=story_id, sources=[source], watchlist_version=watchlist().version,
-                       detected_at=at or item.fetched_at).encode()
+                       detected_at=at or item.fetched_at, entities=hits.entities, parties=hits.parties).encode()
 
 
 def kinds(prefix: str = "newswatch.") -> TopicKinds:

@@ -305,6 +305,9 @@ def test_story_page_highlights_evidence_right_to_left(stack, browser):
             assert "".join(m[1] for m in covering) == article[field][ev["start"]:ev["end"]]
             checked += 1
     assert checked >= 3
+    # Who the article is about, as the pipeline's entities carried it from detection to the store.
+    named = {e.get_attribute("data-entity") for e in browser.find_elements(By.CSS_SELECTOR, "section#article-1 .entity")}
+    assert {"country:EG", "country:RU", "system:S-300", "system:S-400", "person:sergey_lavrov"} <= named
     shot(browser, "story")
     # the demo subscription's alert for it (after its 10 s grouping wait), from the alerts stage's records
     delivered = wait_until(lambda: [d for d in stack.api(f"/api/stories/{story_id}")["deliveries"]

@@ -182,3 +182,23 @@ def test_times_on_the_pages_are_to_the_second_in_utc():
     assert when(1_796_333_765_123) == datetime.fromtimestamp(1_796_333_765, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     assert when(None) == when("") == "-"
     assert when("not a time") == "not a time"
+
+
+def test_the_story_page_names_who_and_what_and_the_deal(store):
+    from fastapi.testclient import TestClient
+
+    from console.app import ConsoleContext, create_app
+    from console.tester import LiveWatchlists
+
+    add(store, f.article("ar1", f.SEED_TITLE, f.SEED_TEXT, "ar"))
+    add(store, f.article("en1", "Russia delivers S-400 systems to India",
+                         "Russia has delivered the last S-400 air defence regiment to India under the 2018 arms deal, "
+                         "the Indian defence ministry said.", "en"))
+    client = TestClient(create_app(ConsoleContext(store=store, token=None, watchlists=LiveWatchlists(f.WATCHLISTS))))
+    seed = client.get("/stories/st-ar1").text
+    for entity in ("country:EG", "country:RU", "system:S-300", "system:S-400", "person:sergey_lavrov"):
+        assert f'data-entity="{entity}"' in seed
+    assert "Sergey Lavrov <small>(foreign minister, RU)</small>" in seed
+    assert 'class="parties"' not in seed  # no supply cue in the seed article: no deal named
+    deal = client.get("/stories/st-en1").text
+    assert 'data-supplier="RU" data-recipient="IN"' in deal and "Deal: RU supplies IN" in deal
