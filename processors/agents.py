@@ -126,6 +126,8 @@ def register_story_agent(app: faust.App, topics: ProcessorTopics, story_stage: S
                 await topics.matches.send(key=key, value=value)
             for key, dead_letter in report.dead_letters:
                 await topics.articles_dlq.send(key=key, value=dead_letter.encode())
+            for key, value in report.requeue:  # a partition revoked meanwhile: its owner takes them
+                await topics.candidates.send(key=key, value=value)
             metrics.observe_stories(report, len(records), time.perf_counter() - started,
                                     int(clock().timestamp() * 1000))
 

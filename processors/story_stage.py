@@ -13,7 +13,12 @@ For each candidate, in order:
 State (dedup entries, open stories) lives in `KeyValueState`s backed by faust tables co-partitioned
 with the candidates topic. `owns(partition)` says whether this worker holds that partition now:
 state of any other partition is never loaded, written or purged here (a worker can still hold a
-copy after a rebalance, or as a standby).
+copy after a rebalance, or as a standby). A candidate of a partition this worker no longer owns is
+handed back (`StoryReport.requeue`): the agent sends it to the candidates topic again, under its
+key, so the partition's owner handles it. Skipping it alone could lose it: faust still acks it, and
+a commit of that offset reaching the broker before the new owner reads its start offset would skip
+it there too. A copy handled twice is judged a replay (dedup.judge goes by the article record): the
+same story, and a Match again, which lists more sources if the story grew in between.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class StoryReport:
     matches: list[Match] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, DeadLetter]] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)  # matched, duplicate, dead_letter, not_owned
+    requeue: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)  # not owned: (key, value) to send again
     topics: Counter = field(default_factory=Counter)
 
     def match_messages(self) -> list[tuple[bytes, bytes]]:
@@ -102,8 +108,9 @@ class StoryStage:
         decoded: list[tuple[int, InboundRecord, Candidate]] = []
         owns = self._ownership()
         for record in records:
-            if not owns(record.partition):  # revoked since the batch was read: its new owner replays it
+            if not owns(record.partition):  # revoked since the batch was read: back to its owner
                 report.outcomes["not_owned"] += 1
+                report.requeue.append((record.key, record.value))
                 continue
             try:
                 decoded.append((record.partition, record, decode(record.value, Candidate)))

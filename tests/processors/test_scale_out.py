@@ -89,8 +89,12 @@ def test_three_workers_give_one_story_id_per_story_whichever_partition_and_worke
                    240, "every expected match")
         wait_until(lambda: lag() == 0, 120, "the group has read everything")
     except AssertionError as exc:
+        missing = expected - {decode(r.value, Match).id for r in read_all(kafka_bootstrap, topics.matches)}
+        outcomes = [{labels: v for (name, labels), v in w.metrics().items() if name == "newswatch_processor_candidates_total"}
+                    for w in workers]
         logs = "\n".join(f"--- worker {n} (exit {w.proc.poll()}):\n{w.log()[-3000:]}" for n, w in enumerate(workers))
-        raise AssertionError(f"{exc}; group lag {lag()}\n{logs}") from None
+        raise AssertionError(f"{exc}; group lag {lag()}; never matched {sorted(missing)}; story stage outcomes "
+                             f"per worker {outcomes}\n{logs}") from None
     records = read_all(kafka_bootstrap, topics.matches)
     ids_per_article: dict[str, set[str]] = defaultdict(set)
     for record in records:

@@ -78,6 +78,8 @@ def test_state_of_a_partition_not_owned_is_never_loaded_written_or_purged():
                              candidate_record("late", *EDITS[2], partition=1, offset=1)], NOW)
     ours = report.matches[0]
     assert report.outcomes == {"matched": 1, "not_owned": 1}
+    late = candidate_record("late", *EDITS[2], partition=1, offset=1)
+    assert report.requeue == [(late.key, late.value)], "handed back to be sent to its partition's owner"
     assert [s.article_id for s in ours.sources] == ["ours"], "the unowned partition's story was not joined"
     writes = processed.writes + stories.writes
     assert writes and all(partition == 0 for _, _, partition in writes), writes
