@@ -374,7 +374,7 @@ def detect(article: Any, watchlist: Watchlist, *, all_entities: bool = False) ->
         infos = index.entities
         sides = [e for e in kept if infos[e].type == "country"]
         if len(sides) >= 2:  # a deal needs two countries
-            countries = [(e, h) for e in sides for h in kept[e]]
+            countries = _countries_by_field((e, h) for e in sides for h in kept[e])
             if _cue_between_countries(fields, countries):
                 _scan_lazy(fields, watchlist, _article_lang(article), gazetteer_hits, cues=True)
                 parties = _parties(fields, countries, gazetteer_hits, index)
@@ -481,7 +481,27 @@ _PARTY_WORDS = 12  # a party is at most this many words from its cue
 _NEAR_WORDS = 6  # ... and a counterpart this many unless a direction word ("from") marks it
 
 
-def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_term: dict[int, list[Hit]],
+# Per field, the country hits in text order as (start, entity, hit), and their starts alone, so
+# that each cue bisects to its neighbours and walks out only while they are within _PARTY_WORDS
+# words and in its sentence (both only grow with the distance). In one sentence there is no line
+# break, so the words between two places are the spaces between them.
+CountrySides = dict[str, tuple[list[int], list[tuple[int, int, Hit]]]]
+
+
+def _countries_by_field(countries: Iterable[tuple[int, Hit]]) -> CountrySides:
+    by_field: CountrySides = {}
+    for e, h in countries:
+        entry = by_field.get(h[1])
+        if entry is None:
+            entry = by_field[h[1]] = ([], [])
+        entry[1].append((h[2], e, h))
+    for starts, placed in by_field.values():
+        placed.sort(key=lambda side: side[0])
+        starts.extend(side[0] for side in placed)
+    return by_field
+
+
+def _parties(fields: dict[str, FieldText], by_field: CountrySides, by_term: dict[int, list[Hit]],
              index: EntityIndex) -> dict[str, Any] | None:
     """{supplier, recipient, evidence} when the article's supply/acquire cues agree on one pair."""
     kinds = index.cues
@@ -503,19 +523,6 @@ def _parties(fields: dict[str, FieldText], countries: list[tuple[int, Hit]], by_
         outer_cues.append((kind, hit))
         last = (hit[1], hit[3])
     infos = index.entities
-    # Per field, the country hits in text order and their starts, so that each cue bisects to its
-    # neighbours and walks out only while they are within _PARTY_WORDS words and in its sentence
-    # (both only grow with the distance). In one sentence there is no line break, so the words
-    # between two places are the spaces between them.
-    by_field: dict[str, tuple[list[int], list[tuple[int, int, Hit]]]] = {}
-    for e, h in countries:
-        entry = by_field.get(h[1])
-        if entry is None:
-            entry = by_field[h[1]] = ([], [])
-        entry[1].append((h[2], e, h))
-    for starts, placed in by_field.values():
-        placed.sort(key=lambda side: side[0])
-        starts.extend(side[0] for side in placed)
     place: dict[Hit, bool] = {}
     proposals: dict[tuple[str, str], list[Hit]] = {}
     for kind, cue in outer_cues:
@@ -572,27 +579,21 @@ def _placed(hit: Hit, field: FieldText, locatives: frozenset[str], known: dict[H
     return answer
 
 
-def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[int, Hit]]) -> bool:
+def _cue_between_countries(fields: dict[str, FieldText], by_field: CountrySides) -> bool:
     """False when no deal-cue candidate (an unchecked automaton match, so a superset of the cues)
     has, within _PARTY_WORDS words of it and in its sentence, a country hit after it and two
     different countries in all: then `_parties` could find no pair, and the cues need not be
     checked. It looks only at the country hits next to each cue (bisected by start; the words and
     the sentence test are `_parties`' own, on the few characters between), never at a whole text."""
-    by_field: dict[str, list[tuple[int, int]]] = {}
-    for entity, hit in countries:
-        if fields[hit[1]].cues:
-            by_field.setdefault(hit[1], []).append((hit[2], entity))
-    for name, sides in by_field.items():
-        if len(sides) < 2:
+    for name, (starts, sides) in by_field.items():
+        if len(sides) < 2 or not fields[name].cues:
             continue
-        sides.sort()
-        starts = [start for start, _ in sides]
         text = fields[name].norm.text
         count = text.count
         for _, cue_start, _ in fields[name].cues:
             split = bisect_right(starts, cue_start)
             after = set()
-            for start, entity in sides[split:]:
+            for start, entity, _ in sides[split:]:
                 if count(" ", cue_start, start) > _PARTY_WORDS or not _one_sentence(text, cue_start, start):
                     break  # every later hit is further away, or past the same sentence end
                 after.add(entity)
@@ -600,7 +601,7 @@ def _cue_between_countries(fields: dict[str, FieldText], countries: list[tuple[i
                 continue
             if len(after) >= 2:
                 return True
-            for start, entity in reversed(sides[:split]):
+            for start, entity, _ in reversed(sides[:split]):
                 if count(" ", start, cue_start) > _PARTY_WORDS or not _one_sentence(text, start, cue_start):
                     break
                 if entity not in after:

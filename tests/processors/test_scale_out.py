@@ -90,8 +90,13 @@ def test_three_workers_give_one_story_id_per_story_whichever_partition_and_worke
         wait_until(lambda: lag() == 0, 120, "the group has read everything")
     except AssertionError as exc:
         missing = expected - {decode(r.value, Match).id for r in read_all(kafka_bootstrap, topics.matches)}
-        outcomes = [{labels: v for (name, labels), v in w.metrics().items() if name == "newswatch_processor_candidates_total"}
-                    for w in workers]
+        def story_outcomes(worker) -> dict | str:
+            try:
+                return {labels: v for (name, labels), v in worker.metrics().items()
+                        if name == "newswatch_processor_candidates_total"}
+            except OSError as error:  # a dead worker's metrics must not hide the failure itself
+                return f"no metrics: {error}"
+        outcomes = [story_outcomes(w) for w in workers]
         logs = "\n".join(f"--- worker {n} (exit {w.proc.poll()}):\n{w.log()[-3000:]}" for n, w in enumerate(workers))
         raise AssertionError(f"{exc}; group lag {lag()}; never matched {sorted(missing)}; story stage outcomes "
                              f"per worker {outcomes}\n{logs}") from None
